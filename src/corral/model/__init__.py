@@ -1,0 +1,24 @@
+"""Plain data shared by every server layer: ids, specs, limits, states. No I/O here.
+
+Nothing in this package imports anything else from `corral`.
+"""
+
+from corral.model.ids import new_access_token, new_sandbox_id, valid_sandbox_id
+from corral.model.sandbox import (
+    Limits,
+    SandboxRecord,
+    SandboxSpec,
+    SandboxState,
+    TemplateRef,
+)
+
+__all__ = [
+    "Limits",
+    "SandboxRecord",
+    "SandboxSpec",
+    "SandboxState",
+    "TemplateRef",
+    "new_access_token",
+    "new_sandbox_id",
+    "valid_sandbox_id",
+]

@@ -1,0 +1,67 @@
+"""What a sandbox is asked to be (`SandboxSpec`) and what the server remembers of it."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class SandboxState(enum.Enum):
+    """Lifecycle state as persisted. Only `RUNNING` sandboxes are visible to clients."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits applied to every process of one sandbox."""
+
+    cpu_count: int = 2
+    memory_mb: int = 1024
+    pids_max: int = 1024
+    disk_mb: int = 10240
+
+
+@dataclass(frozen=True)
+class TemplateRef:
+    """A built template: its read-only layers, bottom first, and its defaults."""
+
+    template_id: str
+    layers: tuple[str, ...]
+    default_user: str = "user"
+    default_workdir: str = "/home/user"
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything the runtime needs to bring one sandbox up."""
+
+    sandbox_id: str
+    template: TemplateRef
+    access_token: str
+    uid_base: int
+    limits: Limits = Limits()
+    env_vars: Mapping[str, str] = field(default_factory=dict)
+    hostname: str = "sandbox"
+
+
+@dataclass(frozen=True)
+class SandboxRecord:
+    """The persisted view of a sandbox (one row of the state store)."""
+
+    sandbox_id: str
+    template_id: str
+    alias: str | None
+    state: SandboxState
+    access_token: str
+    uid_base: int
+    started_at: float
+    end_at: float
+    limits: Limits
+    env_vars: Mapping[str, str]
+    metadata: Mapping[str, str]
+    agent_pid: int | None = None

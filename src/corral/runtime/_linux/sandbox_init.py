@@ -1,0 +1,302 @@
+"""Builds one sandbox. Runs only in processes forked from the launcher; never returns.
+
+Sequence (each step's process in brackets):
+
+1. [setup, host root] join the sandbox cgroups; bind the agent's listening socket on the host;
+   take the sandbox's user namespace from the launcher; enter a private mount namespace; clone each
+   template layer as a detached mount, idmap it to the sandbox's uid range, attach it to a
+   private staging directory, and mount the overlay rootfs (layers read-only, upper layer owned
+   by the sandbox). Nothing is mounted in the host's mount namespace, so the kernel removes
+   every mount when the sandbox's last process exits, even after a crash.
+2. [setup, sandbox root] join the user namespace, become its root, and unshare the mount, pid,
+   net, uts, ipc and cgroup namespaces (owned by that user namespace); fork the init process,
+   report its pid and exit.
+3. [init = pid 1, sandbox root] mount /proc, /dev (tmpfs with bound device nodes and a private
+   devpts), /dev/shm and a read-only /sys; mask host-revealing /proc files; set the hostname;
+   bring up `lo`; pivot_root into the rootfs and drop the old root; load the seccomp filter;
+   report ready; run the agent.
+
+Every step reports failure as one `error <message>` line on the status pipe and exits.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import struct
+import sys
+from dataclasses import dataclass
+from typing import NoReturn
+
+import pyseccomp
+
+from corral.agent import serve
+from corral.model import Limits
+from corral.protocol import AgentConfig
+from corral.runtime._linux import syscalls as sc
+from corral.runtime._linux.cgroups import CgroupLayout
+
+__all__ = ["CreateRequest", "run_setup"]
+
+_DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+_MASKED_PROC_FILES = (
+    "kcore",
+    "keys",
+    "key-users",
+    "timer_list",
+    "sched_debug",
+    "sysrq-trigger",
+    "kallsyms",
+    "kpagecount",
+    "kpageflags",
+    "kpagecgroup",
+    "latency_stats",
+    "config.gz",
+)
+_READONLY_PROC_DIRS = ("sys", "bus", "fs", "irq", "acpi", "scsi")
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    """What the launcher needs to build one sandbox (all host paths absolute)."""
+
+    sandbox_id: str
+    layers: tuple[str, ...]
+    uid_base: int
+    limits: Limits
+    hostname: str
+    state_dir: str
+    run_dir: str
+    agent_config: str
+
+    @property
+    def upper_dir(self) -> str:
+        return f"{self.state_dir}/upper"
+
+    @property
+    def work_dir(self) -> str:
+        return f"{self.state_dir}/work"
+
+    @property
+    def socket_path(self) -> str:
+        return f"{self.run_dir}/agent.sock"
+
+
+def run_setup(
+    req: CreateRequest,
+    status_fd: int,
+    userns_fd: int,
+    layout: CgroupLayout,
+    seccomp: pyseccomp.SyscallFilter,
+) -> NoReturn:
+    """Step 1 and 2, in the process the launcher forked. Exits with the outcome on `status_fd`.
+
+    `userns_fd` is the sandbox's user namespace (see `userns.UserNamespaces`).
+    """
+    try:
+        _prepare_process(keep=(status_fd, userns_fd))
+        cgroup = layout.sandbox(req.sandbox_id)
+        cgroup.create(req.limits)
+        cgroup.join(0)
+        listener = _bind_agent_socket(req.socket_path)
+        rootfs = _prepare_dirs(req)
+        _mount_rootfs(req, rootfs, userns_fd)
+        os.chdir(rootfs)  # the sandbox's root cannot traverse the host's run dir; keep a handle
+        sc.setns(userns_fd, sc.CLONE_NEWUSER)
+        os.close(userns_fd)
+        os.setgroups([])
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        sc.unshare(
+            sc.CLONE_NEWNS
+            | sc.CLONE_NEWPID
+            | sc.CLONE_NEWNET
+            | sc.CLONE_NEWUTS
+            | sc.CLONE_NEWIPC
+            | sc.CLONE_NEWCGROUP
+        )
+        pid = os.fork()
+        if pid == 0:
+            _run_init(req, listener, status_fd, seccomp)
+        os.write(status_fd, f"pid {pid}\n".encode())
+        os._exit(0)
+    except BaseException as exc:  # noqa: BLE001 - every failure must be reported, then exit
+        _fail(status_fd, f"setup: {exc}")
+
+
+def _run_init(
+    req: CreateRequest,
+    listener: socket.socket,
+    status_fd: int,
+    seccomp: pyseccomp.SyscallFilter,
+) -> NoReturn:
+    """Step 3, as pid 1 of the sandbox, with the rootfs as working directory."""
+    try:
+        _remount_rootfs_unlocked()
+        _mount_special_filesystems(".")
+        socket.sethostname(req.hostname)
+        _bring_up_loopback()
+        sc.pivot_root(".", ".")
+        sc.umount2(".", sc.MNT_DETACH)
+        os.chdir("/")
+        seccomp.load()
+        config = AgentConfig.from_json(req.agent_config)
+        devnull = os.open("/dev/null", os.O_RDWR)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        os.write(status_fd, b"ready\n")
+        os.close(status_fd)
+    except BaseException as exc:  # noqa: BLE001
+        _fail(status_fd, f"init: {exc}")
+    try:
+        serve(listener, config)
+    finally:
+        os._exit(0)
+
+
+def _prepare_process(keep: tuple[int, int]) -> None:
+    """Drop everything inherited from the launcher but stderr and the fds in `keep`."""
+    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    devnull = os.open("/dev/null", os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    low, high = sorted(keep)
+    os.closerange(3, low)
+    os.closerange(low + 1, high)
+    os.closerange(high + 1, 1 << 20)
+
+
+def _prepare_dirs(req: CreateRequest) -> str:
+    base = req.uid_base
+    os.makedirs(req.upper_dir, mode=0o755, exist_ok=True)
+    os.makedirs(req.work_dir, mode=0o700, exist_ok=True)
+    os.chown(req.upper_dir, base, base)
+    os.chmod(req.upper_dir, 0o755)
+    rootfs = f"{req.run_dir}/rootfs"
+    os.makedirs(rootfs, mode=0o700, exist_ok=True)
+    for index in range(len(req.layers)):
+        os.makedirs(f"{req.run_dir}/layer{index}", mode=0o700, exist_ok=True)
+    return rootfs
+
+
+def _bind_agent_socket(path: str) -> socket.socket:
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    os.chmod(path, 0o600)
+    listener.listen(512)
+    listener.set_inheritable(True)
+    return listener
+
+
+def _mount_rootfs(req: CreateRequest, rootfs: str, userns_fd: int) -> None:
+    sc.unshare(sc.CLONE_NEWNS)
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE, None)
+    staged: list[str] = []
+    for index, layer in enumerate(req.layers):
+        target = f"{req.run_dir}/layer{index}"
+        fd = sc.open_tree(layer, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC)
+        try:
+            sc.mount_setattr(fd, sc.MOUNT_ATTR_IDMAP | sc.MOUNT_ATTR_RDONLY, userns_fd)
+            sc.move_mount(fd, target)
+        finally:
+            os.close(fd)
+        staged.append(target)
+    lower = ":".join(reversed(staged))
+    options = f"lowerdir={lower},upperdir={req.upper_dir},workdir={req.work_dir}"
+    sc.mount("overlay", rootfs, "overlay", 0, options)
+
+
+def _remount_rootfs_unlocked() -> None:
+    """Put a bind of the rootfs (the working directory) over itself and enter it.
+
+    The overlay was mounted in a namespace of the host's user namespace, so in the sandbox's
+    mount namespace it is locked and `pivot_root` refuses it; a bind made here is not locked.
+    """
+    fd = sc.open_tree(".", sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC)
+    try:
+        sc.move_mount(fd, ".")
+        os.fchdir(fd)
+    finally:
+        os.close(fd)
+
+
+def _mount_special_filesystems(rootfs: str) -> None:
+    nosuid_nodev_noexec = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    proc = f"{rootfs}/proc"
+    os.makedirs(proc, exist_ok=True)
+    sc.mount("proc", proc, "proc", nosuid_nodev_noexec, None)
+    _mask_proc(proc, nosuid_nodev_noexec)
+
+    dev = f"{rootfs}/dev"
+    os.makedirs(dev, exist_ok=True)
+    sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_NOEXEC, "mode=755,size=65536k")
+    for name in _DEV_NODES:
+        node = f"{dev}/{name}"
+        os.close(os.open(node, os.O_CREAT | os.O_WRONLY, 0o666))
+        sc.mount(f"/dev/{name}", node, None, sc.MS_BIND, None)
+    os.mkdir(f"{dev}/pts", 0o755)
+    sc.mount(
+        "devpts",
+        f"{dev}/pts",
+        "devpts",
+        sc.MS_NOSUID | sc.MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620,gid=5",
+    )
+    os.symlink("pts/ptmx", f"{dev}/ptmx")
+    os.mkdir(f"{dev}/shm", 0o1777)
+    sc.mount("shm", f"{dev}/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=1777,size=65536k")
+    for link, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
+        os.symlink(target, f"{dev}/{link}")
+
+    sys_dir = f"{rootfs}/sys"
+    os.makedirs(sys_dir, exist_ok=True)
+    sc.mount("sysfs", sys_dir, "sysfs", nosuid_nodev_noexec | sc.MS_RDONLY, None)
+
+
+def _mask_proc(proc: str, locked_flags: int) -> None:
+    """Hide host-revealing /proc files and make host-wide tunables read-only."""
+    for name in _MASKED_PROC_FILES:
+        path = f"{proc}/{name}"
+        if os.path.exists(path):
+            sc.mount("/dev/null", path, None, sc.MS_BIND, None)
+    for name in _READONLY_PROC_DIRS:
+        path = f"{proc}/{name}"
+        if os.path.isdir(path):
+            sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC, None)
+            sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | locked_flags, None)
+
+
+def _bring_up_loopback() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | _IFF_UP))
+
+
+def _fail(status_fd: int, message: str) -> NoReturn:
+    try:
+        os.write(status_fd, f"error {message}".replace("\n", " ").encode()[:4000] + b"\n")
+    except OSError:
+        pass
+    try:
+        sys.stderr.flush()
+    finally:
+        os._exit(1)

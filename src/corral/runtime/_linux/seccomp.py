@@ -1,0 +1,112 @@
+"""The seccomp deny list applied to every process of a sandbox (the agent and its children).
+
+Policy is data: each entry names the syscall, the errno it gets, and why it is denied.
+Everything not listed is allowed; the user namespace already strips host privileges, so this
+list removes kernel surface that a sandbox never needs and that container escapes have used.
+Syscalls of foreign architectures (i386, x32) kill the caller: libseccomp's default for a
+filter that lists only the native architecture.
+
+The filter is loaded without `no_new_privs` (so `sudo` works inside the sandbox, where it can
+only ever reach the sandbox's own root); loading it needs CAP_SYS_ADMIN in the sandbox's user
+namespace, which the sandbox init process has before it drops to the agent.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+
+import pyseccomp
+
+from corral.runtime._linux import syscalls
+
+__all__ = ["DENIED", "DENIED_CLONE_FLAGS", "Denial", "build_filter"]
+
+
+@dataclass(frozen=True)
+class Denial:
+    syscall: str
+    errno: int
+    reason: str
+
+
+_EPERM = errno.EPERM
+DENIED: tuple[Denial, ...] = (
+    Denial("mount", _EPERM, "remounting or mounting over the rootfs; setup is done before start"),
+    Denial("umount2", _EPERM, "unmounting masks over /proc would reveal host data"),
+    Denial("pivot_root", _EPERM, "the root is fixed at start"),
+    Denial("move_mount", _EPERM, "new mount API: same reason as mount"),
+    Denial("open_tree", _EPERM, "new mount API: cloning mounts"),
+    Denial("fsopen", _EPERM, "new mount API: creating filesystems"),
+    Denial("fsconfig", _EPERM, "new mount API"),
+    Denial("fsmount", _EPERM, "new mount API"),
+    Denial("fspick", _EPERM, "new mount API: reconfiguring mounts"),
+    Denial("mount_setattr", _EPERM, "changing mount flags (e.g. dropping read-only)"),
+    Denial("unshare", _EPERM, "nested namespaces widen kernel attack surface (userns escapes)"),
+    Denial("setns", _EPERM, "joining other namespaces"),
+    Denial("clone3", errno.ENOSYS, "flags cannot be filtered; ENOSYS makes libc fall back to clone"),
+    Denial("ptrace", _EPERM, "process inspection; a classic escape and info-leak vector"),
+    Denial("process_vm_readv", _EPERM, "reading another process's memory"),
+    Denial("process_vm_writev", _EPERM, "writing another process's memory"),
+    Denial("kcmp", _EPERM, "comparing kernel objects across processes (info leak)"),
+    Denial("bpf", _EPERM, "eBPF programs: large kernel surface, frequent CVEs"),
+    Denial("perf_event_open", _EPERM, "performance counters: side channels and CVEs"),
+    Denial("userfaultfd", _EPERM, "used to widen race windows in kernel exploits"),
+    Denial("keyctl", _EPERM, "kernel keyrings are not namespaced"),
+    Denial("add_key", _EPERM, "kernel keyrings are not namespaced"),
+    Denial("request_key", _EPERM, "kernel keyrings are not namespaced"),
+    Denial("init_module", _EPERM, "loading kernel modules"),
+    Denial("finit_module", _EPERM, "loading kernel modules"),
+    Denial("delete_module", _EPERM, "unloading kernel modules"),
+    Denial("kexec_load", _EPERM, "replacing the running kernel"),
+    Denial("kexec_file_load", _EPERM, "replacing the running kernel"),
+    Denial("reboot", _EPERM, "host power state"),
+    Denial("swapon", _EPERM, "host swap configuration"),
+    Denial("swapoff", _EPERM, "host swap configuration"),
+    Denial("acct", _EPERM, "host process accounting"),
+    Denial("quotactl", _EPERM, "host filesystem quotas"),
+    Denial("quotactl_fd", _EPERM, "host filesystem quotas"),
+    Denial("open_by_handle_at", _EPERM, "opens files by handle, bypassing the mount root (shocker)"),
+    Denial("name_to_handle_at", _EPERM, "companion of open_by_handle_at"),
+    Denial("lookup_dcookie", _EPERM, "kernel profiling interface"),
+    Denial("syslog", _EPERM, "kernel log reveals host information"),
+    Denial("settimeofday", _EPERM, "the clock is host-wide"),
+    Denial("clock_settime", _EPERM, "the clock is host-wide"),
+    Denial("clock_adjtime", _EPERM, "the clock is host-wide"),
+    Denial("adjtimex", _EPERM, "the clock is host-wide"),
+    Denial("iopl", _EPERM, "raw I/O port access"),
+    Denial("ioperm", _EPERM, "raw I/O port access"),
+    Denial("vhangup", _EPERM, "hangs up terminals"),
+    Denial("nfsservctl", _EPERM, "kernel NFS server control"),
+    Denial("uselib", _EPERM, "obsolete loader interface"),
+    Denial("personality", _EPERM, "can disable ASLR and enable READ_IMPLIES_EXEC"),
+    Denial("fanotify_init", _EPERM, "filesystem-wide monitoring"),
+)
+
+# Namespace flags that `clone` must not carry (same reason as unshare).
+DENIED_CLONE_FLAGS: tuple[int, ...] = (
+    syscalls.CLONE_NEWNS,
+    syscalls.CLONE_NEWCGROUP,
+    syscalls.CLONE_NEWUTS,
+    syscalls.CLONE_NEWIPC,
+    syscalls.CLONE_NEWUSER,
+    syscalls.CLONE_NEWPID,
+    syscalls.CLONE_NEWNET,
+)
+
+_ATTR_NO_NEW_PRIVS = 3
+
+
+def build_filter() -> pyseccomp.SyscallFilter:
+    """Build (not load) the sandbox filter; build once, `load()` in every sandbox init."""
+    flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+    flt.set_attr(_ATTR_NO_NEW_PRIVS, 0)
+    for denial in DENIED:
+        flt.add_rule(pyseccomp.ERRNO(denial.errno), denial.syscall)
+    for flag in DENIED_CLONE_FLAGS:
+        flt.add_rule(
+            pyseccomp.ERRNO(errno.EPERM),
+            "clone",
+            pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag),
+        )
+    return flt

@@ -1,0 +1,57 @@
+"""The `Runtime` protocol every isolation backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from corral.model import SandboxSpec
+
+
+class RuntimeError_(Exception):
+    """Base of runtime errors. `str(exc)` is safe to show to clients."""
+
+
+class SandboxStartError(RuntimeError_):
+    """The sandbox could not be started; the backend has already removed what it made."""
+
+
+class LauncherUnavailable(RuntimeError_):
+    """The privileged launcher is not running; no sandbox can be created or stopped."""
+
+
+@dataclass(frozen=True)
+class LiveSandbox:
+    """A sandbox that exists on the host right now."""
+
+    sandbox_id: str
+    agent_socket: str
+    init_pid: int
+
+
+class Runtime(Protocol):
+    """Makes and destroys isolation boundaries with an agent inside.
+
+    `start` returns once the agent accepts connections on `agent_socket`.
+    Every method is idempotent where that makes sense: `stop` of an unknown id is a no-op.
+    """
+
+    name: str
+
+    async def open(self) -> None:
+        """Start helpers (e.g. the launcher) and make host-wide preparations."""
+
+    async def close(self) -> None:
+        """Stop helpers. Does not stop sandboxes: call `stop` for each first."""
+
+    async def start(self, spec: SandboxSpec) -> LiveSandbox:
+        """Create the sandbox of `spec` and start its agent."""
+
+    async def stop(self, sandbox_id: str) -> None:
+        """Kill every process of the sandbox and remove its mounts, cgroups and files."""
+
+    async def live(self) -> list[LiveSandbox]:
+        """Sandboxes found on the host (used to re-adopt them after a server crash)."""
+
+    async def sweep(self, keep: set[str]) -> list[str]:
+        """Remove every leftover not in `keep`; return the ids removed."""

@@ -1,0 +1,216 @@
+"""The `namespaces` runtime: Linux namespaces + cgroups + seccomp + idmapped overlay rootfs.
+
+Sandboxes are forked by the launcher (`corral.runtime._linux.launcher`), a single-threaded
+helper started by `open()`; this module is its asyncio client and owns the one clean-up path
+(`stop`), which also removes what a failed create left behind and what a crash left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from corral.model import SandboxSpec
+from corral.protocol import AgentConfig
+from corral.runtime._linux.cgroups import (
+    CgroupLayout,
+    detect_layout,
+    favor_dynamic_changes,
+    release_dynamic_changes,
+)
+from corral.runtime.base import LauncherUnavailable, LiveSandbox, SandboxStartError
+
+__all__ = ["NamespacesRuntime"]
+
+log = logging.getLogger(__name__)
+
+_KILL_WAIT_S = 5.0
+
+
+class NamespacesRuntime:
+    """Isolation with kernel namespaces; see the module docstring of `sandbox_init`."""
+
+    name = "namespaces"
+
+    def __init__(self, state_dir: Path, run_dir: Path, *, start_timeout: float = 15.0) -> None:
+        self.sandboxes_state = Path(state_dir) / "sandboxes"
+        self.sandboxes_run = Path(run_dir) / "sandboxes"
+        self.favordynmods_mount = Path(run_dir) / "cgroup-favordynmods"
+        self.start_timeout = start_timeout
+        self._layout: CgroupLayout | None = None
+        self._launcher: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._next_id = 0
+
+    @property
+    def layout(self) -> CgroupLayout:
+        if self._layout is None:
+            self._layout = detect_layout()
+        return self._layout
+
+    async def open(self) -> None:
+        if os.geteuid() != 0:
+            raise LauncherUnavailable("the namespaces runtime must run as root")
+        self.layout.ensure_parents()
+        for d in (self.sandboxes_state, self.sandboxes_run):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.layout.is_pure_v2 and not favor_dynamic_changes(self.favordynmods_mount):
+            log.warning("cgroup favordynmods unavailable: creates may wait ~20 ms for RCU")
+        self._launcher = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "corral.runtime._linux.launcher",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 20,
+        )
+        assert self._launcher.stdout is not None
+        first = await asyncio.wait_for(self._launcher.stdout.readline(), 30)
+        if not first or json.loads(first).get("event") != "ready":
+            raise LauncherUnavailable(f"the launcher did not start: {first!r}")
+        self._reader = asyncio.create_task(self._read_replies(), name="launcher-replies")
+
+    async def close(self) -> None:
+        launcher, self._launcher = self._launcher, None
+        if launcher is None:
+            return
+        if launcher.stdin is not None:
+            launcher.stdin.close()
+        try:
+            await asyncio.wait_for(launcher.wait(), 5)
+        except TimeoutError:
+            launcher.kill()
+            await launcher.wait()
+        if self._reader is not None:
+            await self._reader
+        self._fail_waiting("launcher closed")
+        release_dynamic_changes(self.favordynmods_mount)
+
+    async def start(self, spec: SandboxSpec) -> LiveSandbox:
+        run_dir = self.sandboxes_run / spec.sandbox_id
+        request = {
+            "sandbox_id": spec.sandbox_id,
+            "layers": list(spec.template.layers),
+            "uid_base": spec.uid_base,
+            "limits": {
+                "cpu_count": spec.limits.cpu_count,
+                "memory_mb": spec.limits.memory_mb,
+                "pids_max": spec.limits.pids_max,
+                "disk_mb": spec.limits.disk_mb,
+            },
+            "hostname": spec.hostname,
+            "state_dir": str(self.sandboxes_state / spec.sandbox_id),
+            "run_dir": str(run_dir),
+            "agent_config": _agent_config_json(spec),
+        }
+        try:
+            reply = await asyncio.wait_for(self._call("create", request), self.start_timeout)
+        except TimeoutError:
+            await self.stop(spec.sandbox_id)
+            raise SandboxStartError("the sandbox did not start in time") from None
+        if not reply.get("ok"):
+            await self.stop(spec.sandbox_id)
+            raise SandboxStartError(f"the sandbox could not be started: {reply.get('error')}")
+        return LiveSandbox(spec.sandbox_id, str(run_dir / "agent.sock"), int(reply["pid"]))
+
+    async def stop(self, sandbox_id: str) -> None:
+        cgroup = self.layout.sandbox(sandbox_id)
+        if any(d.exists() for d in cgroup.dirs()):
+            deadline = time.monotonic() + _KILL_WAIT_S
+            cgroup.kill()
+            while not cgroup.empty() and time.monotonic() < deadline:
+                await asyncio.sleep(0.001)
+                if not cgroup.empty():
+                    cgroup.kill()
+            while not cgroup.remove() and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+        shutil.rmtree(self.sandboxes_run / sandbox_id, ignore_errors=True)
+        state = self.sandboxes_state / sandbox_id
+        if state.exists():
+            await asyncio.to_thread(shutil.rmtree, state, True)
+
+    async def live(self) -> list[LiveSandbox]:
+        found = []
+        for sandbox_id in sorted(self.layout.sandbox_ids()):
+            pids = self.layout.sandbox(sandbox_id).pids()
+            socket_path = self.sandboxes_run / sandbox_id / "agent.sock"
+            init = _init_pid(pids)
+            if init is not None and socket_path.exists():
+                found.append(LiveSandbox(sandbox_id, str(socket_path), init))
+        return found
+
+    async def sweep(self, keep: set[str]) -> list[str]:
+        ids = set(self.layout.sandbox_ids())
+        for d in (self.sandboxes_state, self.sandboxes_run):
+            if d.is_dir():
+                ids.update(p.name for p in d.iterdir())
+        removed = sorted(ids - keep)
+        for sandbox_id in removed:
+            await self.stop(sandbox_id)
+        return removed
+
+    async def _call(self, op: str, request: dict[str, Any]) -> dict[str, Any]:
+        launcher = self._launcher
+        if launcher is None or launcher.stdin is None or launcher.returncode is not None:
+            raise LauncherUnavailable("the launcher is not running")
+        self._next_id += 1
+        request_id = self._next_id
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = future
+        launcher.stdin.write(json.dumps({"op": op, "id": request_id, "request": request}).encode())
+        launcher.stdin.write(b"\n")
+        try:
+            return await future
+        finally:
+            self._waiting.pop(request_id, None)
+
+    async def _read_replies(self) -> None:
+        assert self._launcher is not None and self._launcher.stdout is not None
+        stdout = self._launcher.stdout
+        while line := await stdout.readline():
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                log.error("unreadable launcher reply: %r", line[:200])
+                continue
+            future = self._waiting.get(reply.get("id"))
+            if future is not None and not future.done():
+                future.set_result(reply)
+        self._fail_waiting("the launcher exited")
+
+    def _fail_waiting(self, why: str) -> None:
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(LauncherUnavailable(why))
+
+
+def _agent_config_json(spec: SandboxSpec) -> str:
+    return AgentConfig(
+        access_token=spec.access_token,
+        env_vars=dict(spec.env_vars),
+        default_user=spec.template.default_user,
+        default_workdir=spec.template.default_workdir,
+    ).to_json()
+
+
+def _init_pid(pids: list[int]) -> int | None:
+    """The host pid of the process that is pid 1 inside its namespace."""
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("NSpid:"):
+                        if line.split()[-1] == "1":
+                            return pid
+                        break
+        except OSError:
+            continue
+    return None
