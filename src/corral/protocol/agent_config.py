@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+__all__ = ["ENVD_VERSION", "AgentConfig"]
+
 # The envd version reported to SDKs; >= 0.6.4 unlocks every SDK feature (protocol doc §9).
 ENVD_VERSION = "0.6.13"
 

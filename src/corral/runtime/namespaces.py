@@ -139,7 +139,7 @@ class NamespacesRuntime:
 
     async def live(self) -> list[LiveSandbox]:
         found = []
-        for sandbox_id in sorted(self.layout.sandbox_ids()):
+        for sandbox_id in sorted(self._owned_ids()):
             pids = self.layout.sandbox(sandbox_id).pids()
             socket_path = self.sandboxes_run / sandbox_id / "agent.sock"
             init = _init_pid(pids)
@@ -148,14 +148,22 @@ class NamespacesRuntime:
         return found
 
     async def sweep(self, keep: set[str]) -> list[str]:
-        ids = set(self.layout.sandbox_ids())
-        for d in (self.sandboxes_state, self.sandboxes_run):
-            if d.is_dir():
-                ids.update(p.name for p in d.iterdir())
-        removed = sorted(ids - keep)
+        removed = sorted(self._owned_ids() - keep)
         for sandbox_id in removed:
             await self.stop(sandbox_id)
         return removed
+
+    def _owned_ids(self) -> set[str]:
+        """Sandboxes of this server: those with a directory in its state or run dir.
+
+        Cgroups are host-wide (other servers may share the `corral` group), so they never
+        decide ownership; the launcher makes the directories before the cgroups.
+        """
+        ids: set[str] = set()
+        for d in (self.sandboxes_state, self.sandboxes_run):
+            if d.is_dir():
+                ids.update(p.name for p in d.iterdir())
+        return ids
 
     async def _call(self, op: str, request: dict[str, Any]) -> dict[str, Any]:
         launcher = self._launcher

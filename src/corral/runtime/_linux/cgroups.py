@@ -16,7 +16,13 @@ from pathlib import Path
 from corral.model import Limits
 from corral.runtime._linux import syscalls
 
-__all__ = ["CgroupLayout", "SandboxCgroup", "detect_layout", "favor_dynamic_changes", "release_dynamic_changes"]
+__all__ = [
+    "CgroupLayout",
+    "SandboxCgroup",
+    "detect_layout",
+    "favor_dynamic_changes",
+    "release_dynamic_changes",
+]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 GROUP = "corral"
@@ -56,14 +62,6 @@ class CgroupLayout:
 
     def sandbox(self, sandbox_id: str) -> SandboxCgroup:
         return SandboxCgroup(self, sandbox_id)
-
-    def sandbox_ids(self) -> set[str]:
-        """Ids of every sandbox group found in any hierarchy."""
-        found: set[str] = set()
-        for parent in self.parents():
-            if parent.is_dir():
-                found.update(p.name for p in parent.iterdir() if p.is_dir())
-        return found
 
 
 def favor_dynamic_changes(mountpoint: Path) -> bool:

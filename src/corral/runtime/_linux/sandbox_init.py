@@ -100,11 +100,11 @@ def run_setup(
     """
     try:
         _prepare_process(keep=(status_fd, userns_fd))
+        rootfs = _prepare_dirs(req)  # first: the dirs are what marks the sandbox as ours
         cgroup = layout.sandbox(req.sandbox_id)
         cgroup.create(req.limits)
         cgroup.join(0)
         listener = _bind_agent_socket(req.socket_path)
-        rootfs = _prepare_dirs(req)
         _mount_rootfs(req, rootfs, userns_fd)
         os.chdir(rootfs)  # the sandbox's root cannot traverse the host's run dir; keep a handle
         sc.setns(userns_fd, sc.CLONE_NEWUSER)
@@ -281,7 +281,9 @@ def _mask_proc(proc: str, locked_flags: int) -> None:
         path = f"{proc}/{name}"
         if os.path.isdir(path):
             sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC, None)
-            sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | locked_flags, None)
+            sc.mount(
+                None, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | locked_flags, None
+            )
 
 
 def _bring_up_loopback() -> None:

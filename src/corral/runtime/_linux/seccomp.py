@@ -44,7 +44,9 @@ DENIED: tuple[Denial, ...] = (
     Denial("mount_setattr", _EPERM, "changing mount flags (e.g. dropping read-only)"),
     Denial("unshare", _EPERM, "nested namespaces widen kernel attack surface (userns escapes)"),
     Denial("setns", _EPERM, "joining other namespaces"),
-    Denial("clone3", errno.ENOSYS, "flags cannot be filtered; ENOSYS makes libc fall back to clone"),
+    Denial(
+        "clone3", errno.ENOSYS, "flags cannot be filtered; ENOSYS makes libc fall back to clone"
+    ),
     Denial("ptrace", _EPERM, "process inspection; a classic escape and info-leak vector"),
     Denial("process_vm_readv", _EPERM, "reading another process's memory"),
     Denial("process_vm_writev", _EPERM, "writing another process's memory"),
@@ -66,7 +68,9 @@ DENIED: tuple[Denial, ...] = (
     Denial("acct", _EPERM, "host process accounting"),
     Denial("quotactl", _EPERM, "host filesystem quotas"),
     Denial("quotactl_fd", _EPERM, "host filesystem quotas"),
-    Denial("open_by_handle_at", _EPERM, "opens files by handle, bypassing the mount root (shocker)"),
+    Denial(
+        "open_by_handle_at", _EPERM, "opens files by handle, bypassing the mount root (shocker)"
+    ),
     Denial("name_to_handle_at", _EPERM, "companion of open_by_handle_at"),
     Denial("lookup_dcookie", _EPERM, "kernel profiling interface"),
     Denial("syslog", _EPERM, "kernel log reveals host information"),

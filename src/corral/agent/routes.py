@@ -1,0 +1,77 @@
+"""The agent's HTTP surface: which path goes where, and the access-token rule.
+
+    GET  /health                  204, always open (the SDK's liveness probe)
+    /files                        501 JSON for now (upload/download: a later issue); open
+    GET  /envs                    200 JSON of the sandbox-wide environment variables
+    POST /process.Process/<rpc>   the process service (Connect RPC)
+    POST /<pkg>.<Service>/<rpc>   any other RPC: Connect `unimplemented`
+    anything else                 404 JSON
+
+With an access token configured, everything but `GET /health` and `/files` needs
+`X-Access-Token` (protocol doc §7.6), else 401 JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+
+from corral.agent.auth import UNAUTHORIZED_MESSAGE, access_token_matches
+from corral.agent.connect_server import Method, open_call, reject_unknown_procedure
+from corral.agent.http_server import IGNORE_BODY, RequestHandler, RequestHead, Response
+from corral.protocol.agent_config import AgentConfig
+
+__all__ = ["AgentApp"]
+
+_JSON_UTF8 = "application/json; charset=utf-8"
+
+
+def _error_body(status: int, message: str) -> bytes:
+    return json.dumps({"code": status, "message": message}, separators=(",", ":")).encode()
+
+
+def _is_rpc_path(path: str) -> bool:
+    """`/<package>.<Service>/<Method>`."""
+    parts = path.split("/")
+    return len(parts) == 3 and not parts[0] and "." in parts[1] and bool(parts[2])
+
+
+class AgentApp:
+    """Routes requests to the agent's endpoints (an `http_server.Application`)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        config: AgentConfig,
+        methods: Mapping[str, Method],
+    ) -> None:
+        self._loop = loop
+        self._token = config.access_token
+        self._methods = dict(methods)
+        self._envs_body = json.dumps(dict(config.env_vars), separators=(",", ":")).encode()
+        self._unauthorized = _error_body(401, UNAUTHORIZED_MESSAGE)
+
+    def open_request(self, head: RequestHead, response: Response) -> RequestHandler:
+        path = head.path
+        if path == "/health" and head.method == "GET":
+            response.send(204)
+            return IGNORE_BODY
+        if path == "/files":
+            response.send(501, _error_body(501, "/files is not implemented yet"), _JSON_UTF8)
+            return IGNORE_BODY
+        if self._token and not access_token_matches(head.header("x-access-token"), self._token):
+            response.send(401, self._unauthorized, _JSON_UTF8)
+            return IGNORE_BODY
+        method = self._methods.get(path)
+        if method is not None:
+            return open_call(self._loop, head, response, method)
+        if path == "/envs" and head.method == "GET":
+            response.send(200, self._envs_body, "application/json")
+        elif path in ("/envs", "/health"):
+            response.send(405, _error_body(405, "method not allowed"), _JSON_UTF8, {"allow": "GET"})
+        elif _is_rpc_path(path):
+            return reject_unknown_procedure(head, response)
+        else:
+            response.send(404, _error_body(404, f"path '{path}' not found"), _JSON_UTF8)
+        return IGNORE_BODY

@@ -1,0 +1,55 @@
+"""`POST /v2/sandboxes` (and the 2.45.x `POST /sandboxes`): create a sandbox -> 201 `Sandbox`."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from corral.api.context import orchestrator_of
+from corral.api.errors import ApiError
+from corral.api.wire import (
+    JsonObject,
+    optional_bool,
+    optional_int,
+    read_json_object,
+    render_sandbox,
+    required_str,
+    string_map,
+)
+from corral.orchestrator import CreateSandbox
+
+__all__ = ["create_sandbox", "parse_create"]
+
+
+def parse_create(body: JsonObject) -> CreateSandbox:
+    """`NewSandboxV2` (protocol doc §3.3) -> `CreateSandbox`.
+
+    Accepted and ignored: `secure`, `allow_internet_access`, `network`, `mcp`, `iam`,
+    `volumeMounts` (no egress policy or volumes yet; sandboxes have no network). Refused:
+    `autoPause: true` and `autoResume.enabled: true` (pausing is not supported yet, and
+    silently killing a sandbox that was meant to pause would lose its state).
+    """
+    template = required_str(body, "templateID")
+    timeout = optional_int(body, "timeout")
+    metadata = string_map(body, "metadata")
+    env_vars = string_map(body, "envVars")
+    optional_bool(body, "secure")
+    optional_bool(body, "allow_internet_access")
+    if optional_bool(body, "autoPause"):
+        raise ApiError(400, "'autoPause' is not supported by this server")
+    auto_resume = body.get("autoResume")
+    if auto_resume is not None:
+        if not isinstance(auto_resume, dict):
+            raise ApiError(400, "'autoResume' must be an object")
+        if optional_bool(auto_resume, "enabled"):
+            raise ApiError(400, "'autoResume' is not supported by this server")
+    for name in ("network", "mcp", "iam"):
+        if body.get(name) is not None and not isinstance(body[name], dict):
+            raise ApiError(400, f"'{name}' must be an object")
+    return CreateSandbox(template=template, timeout=timeout, metadata=metadata, env_vars=env_vars)
+
+
+async def create_sandbox(request: Request) -> Response:
+    command = parse_create(await read_json_object(request))
+    record = await orchestrator_of(request).create(command)
+    return JSONResponse(render_sandbox(record), status_code=201)

@@ -1,0 +1,28 @@
+"""Persisted sandbox records. Imports `model` only.
+
+The server keeps every fact a restart must know here (STYLE: state that a restart must keep
+lives in the database). Backends sit behind the small `Store` protocol: `SqliteStore` is the
+embedded default (`<state_dir>/corral.db`), `MemoryStore` is the fake for unit tests.
+
+Error hierarchy::
+
+    StoreError               base of everything a store raises
+    ├── DuplicateSandbox     insert of an id that already has a row
+    ├── UnknownSandbox       update of an id that has no row
+    └── SchemaMismatch       the database was written by an incompatible version
+"""
+
+from corral.store.base import DuplicateSandbox, SchemaMismatch, Store, StoreError, UnknownSandbox
+from corral.store.memory import MemoryStore
+from corral.store.sqlite import SCHEMA_VERSION, SqliteStore
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "DuplicateSandbox",
+    "MemoryStore",
+    "SchemaMismatch",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "UnknownSandbox",
+]

@@ -1,0 +1,50 @@
+"""The `Store` protocol and its errors."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from corral.model import SandboxRecord
+
+__all__ = ["DuplicateSandbox", "SchemaMismatch", "Store", "StoreError", "UnknownSandbox"]
+
+
+class StoreError(Exception):
+    """Base of store errors. Messages name the sandbox id, never secrets."""
+
+
+class DuplicateSandbox(StoreError):
+    """`insert` of a sandbox id that already has a row."""
+
+
+class UnknownSandbox(StoreError):
+    """`update` of a sandbox id that has no row."""
+
+
+class SchemaMismatch(StoreError):
+    """The database's schema version is not one this code can read."""
+
+
+class Store(Protocol):
+    """Sandbox rows keyed by sandbox id. Calls are synchronous and fast (local, WAL).
+
+    Every call is made from the server's event-loop thread; a store need not be thread-safe.
+    """
+
+    def insert(self, record: SandboxRecord) -> None:
+        """Add a new row; raises `DuplicateSandbox` if the id exists."""
+
+    def update(self, record: SandboxRecord) -> None:
+        """Replace the row of `record.sandbox_id`; raises `UnknownSandbox` if there is none."""
+
+    def delete(self, sandbox_id: str) -> bool:
+        """Remove the row; return whether there was one."""
+
+    def get(self, sandbox_id: str) -> SandboxRecord | None:
+        """The row of `sandbox_id`, or None."""
+
+    def all(self) -> list[SandboxRecord]:
+        """Every row, oldest first."""
+
+    def close(self) -> None:
+        """Release the backing resources. The store is unusable afterwards."""

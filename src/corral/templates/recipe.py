@@ -1,0 +1,260 @@
+"""Recipes: the small Dockerfile-like text a template is built from.
+
+A recipe is a sequence of directives, one per logical line (a line ending in ``\\``
+continues on the next; ``#`` starts a comment line)::
+
+    FROM debootstrap bookworm minbase   # first layer: a fresh Debian rootfs
+    INCLUDE bash python3 curl           # extra packages for debootstrap (repeatable)
+    FROM base                           # ...or: start from the layers of a built template
+    ENV KEY=VALUE                       # env of later RUN steps and of the template
+    RUN shell command                   # one new layer: /bin/sh -c in a chroot, as root
+    USER user                           # the template's default user (metadata only)
+    WORKDIR /home/user                  # the template's default workdir (metadata only)
+
+Unlike a Dockerfile, USER and WORKDIR only set the sandbox defaults: RUN always runs as root
+in `/`. Parsing is pure; nothing here touches the disk except `shipped_recipe`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from corral.templates.errors import RecipeError, RecipeNotFound
+
+__all__ = [
+    "DebootstrapBase",
+    "Recipe",
+    "RunStep",
+    "TemplateBase",
+    "parse_recipe",
+    "shipped_recipe",
+    "shipped_recipe_names",
+    "valid_template_name",
+]
+
+_TEMPLATE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_SUITE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,99}$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_VARIANTS = frozenset({"minbase", "buildd"})
+_RECIPE_SUFFIX = ".recipe"
+
+
+def valid_template_name(name: str) -> bool:
+    """Whether `name` can name a template (safe as a file name and an E2B template id)."""
+    return bool(_TEMPLATE_NAME.match(name))
+
+
+@dataclass(frozen=True)
+class DebootstrapBase:
+    """`FROM debootstrap SUITE VARIANT` plus its INCLUDE list (sorted, unique)."""
+
+    suite: str
+    variant: str
+    include: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        return f"FROM debootstrap {self.suite} {self.variant} (+{len(self.include)} packages)"
+
+    def canonical(self) -> str:
+        """The text a layer id is derived from: everything that shapes the layer."""
+        return f"FROM debootstrap {self.suite} {self.variant}\nINCLUDE {' '.join(self.include)}"
+
+
+@dataclass(frozen=True)
+class TemplateBase:
+    """`FROM NAME`: start from the layers (and defaults) of an already built template."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class RunStep:
+    """`RUN command`, with the ENV pairs in force at that point (declaration order)."""
+
+    command: str
+    env: tuple[tuple[str, str], ...] = ()
+    line: int = 0
+
+    def summary(self) -> str:
+        flat = " ".join(self.command.replace("\\\n", " ").split())
+        return f"RUN {flat[:48]}…" if len(flat) > 48 else f"RUN {flat}"
+
+    def canonical(self) -> str:
+        """The text a layer id is derived from (the line number is not part of it)."""
+        env = "".join(f"ENV {key}={value}\n" for key, value in self.env)
+        return f"{env}RUN {self.command}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed recipe. `user`/`workdir` are None when the recipe leaves them unset."""
+
+    base: DebootstrapBase | TemplateBase
+    steps: tuple[RunStep, ...]
+    user: str | None = None
+    workdir: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """Join continuation lines; drop blank and comment lines. Returns (first line no, text)."""
+    result: list[tuple[int, str]] = []
+    pending: list[str] = []
+    start = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.rstrip()
+        if not pending:
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            start = number
+        if line.endswith("\\"):
+            pending.append(line)
+            continue
+        pending.append(line)
+        result.append((start, "\n".join(pending).strip()))
+        pending = []
+    if pending:
+        result.append((start, "\n".join(pending).strip().rstrip("\\").rstrip()))
+    return result
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.base: DebootstrapBase | TemplateBase | None = None
+        self.include: list[str] = []
+        self.steps: list[RunStep] = []
+        self.env: dict[str, str] = {}
+        self.user: str | None = None
+        self.workdir: str | None = None
+
+    def error(self, message: str, line: int) -> RecipeError:
+        return RecipeError(message, line=line, source=self.source)
+
+    def directive(self, number: int, text: str) -> None:
+        match = re.match(r"(\S+)\s*(.*)", text, re.DOTALL)
+        assert match is not None  # logical lines are never blank
+        keyword, rest = match.group(1), match.group(2).strip()
+        handler = {
+            "FROM": self.from_,
+            "INCLUDE": self.include_,
+            "ENV": self.env_,
+            "RUN": self.run,
+            "USER": self.user_,
+            "WORKDIR": self.workdir_,
+        }.get(keyword.upper())
+        if handler is None:
+            raise self.error(f"unknown directive {keyword!r}", number)
+        if self.base is None and keyword.upper() != "FROM":
+            raise self.error("the first directive must be FROM", number)
+        handler(number, rest)
+
+    def from_(self, number: int, rest: str) -> None:
+        if self.base is not None:
+            raise self.error("only one FROM is allowed", number)
+        words = rest.split()
+        if len(words) == 3 and words[0] == "debootstrap":
+            suite, variant = words[1], words[2]
+            if not _SUITE.match(suite):
+                raise self.error(f"invalid suite {suite!r}", number)
+            if variant not in _VARIANTS:
+                raise self.error(
+                    f"variant must be one of {', '.join(sorted(_VARIANTS))}, not {variant!r}",
+                    number,
+                )
+            self.base = DebootstrapBase(suite=suite, variant=variant)
+        elif len(words) == 1 and words[0] != "debootstrap":
+            if not valid_template_name(words[0]):
+                raise self.error(f"invalid template name {words[0]!r}", number)
+            self.base = TemplateBase(name=words[0])
+        else:
+            raise self.error("expected 'FROM debootstrap SUITE VARIANT' or 'FROM TEMPLATE'", number)
+
+    def include_(self, number: int, rest: str) -> None:
+        if not isinstance(self.base, DebootstrapBase):
+            raise self.error("INCLUDE only follows 'FROM debootstrap'", number)
+        if self.steps:
+            raise self.error("INCLUDE must come before the first RUN", number)
+        packages = rest.replace("\\", " ").split()
+        if not packages:
+            raise self.error("INCLUDE needs at least one package", number)
+        for package in packages:
+            if not _PACKAGE.match(package):
+                raise self.error(f"invalid package name {package!r}", number)
+        self.include.extend(packages)
+
+    def env_(self, number: int, rest: str) -> None:
+        key, sep, value = rest.partition("=")
+        if not sep or not _ENV_KEY.match(key):
+            raise self.error("expected 'ENV KEY=VALUE'", number)
+        if "\n" in value or "\0" in value:
+            raise self.error("ENV values are one line", number)
+        self.env.pop(key, None)
+        self.env[key] = value
+
+    def run(self, number: int, rest: str) -> None:
+        if not rest:
+            raise self.error("RUN needs a command", number)
+        if "\0" in rest:
+            raise self.error("RUN command contains a NUL byte", number)
+        self.steps.append(RunStep(command=rest, env=tuple(self.env.items()), line=number))
+
+    def user_(self, number: int, rest: str) -> None:
+        if not _USER.match(rest):
+            raise self.error(f"invalid user name {rest!r}", number)
+        self.user = rest
+
+    def workdir_(self, number: int, rest: str) -> None:
+        if not rest.startswith("/") or "\n" in rest or "\0" in rest:
+            raise self.error("WORKDIR must be an absolute path", number)
+        self.workdir = rest
+
+    def finish(self) -> Recipe:
+        if self.base is None:
+            raise RecipeError("a recipe needs a FROM line", source=self.source)
+        base = self.base
+        if isinstance(base, DebootstrapBase):
+            base = DebootstrapBase(
+                suite=base.suite, variant=base.variant, include=tuple(sorted(set(self.include)))
+            )
+        return Recipe(
+            base=base,
+            steps=tuple(self.steps),
+            user=self.user,
+            workdir=self.workdir,
+            env=tuple(self.env.items()),
+        )
+
+
+def parse_recipe(text: str, *, source: str = "<recipe>") -> Recipe:
+    """Parse recipe text; raise `RecipeError` naming the first faulty line."""
+    parser = _Parser(source)
+    for number, line in _logical_lines(text):
+        parser.directive(number, line)
+    return parser.finish()
+
+
+def shipped_recipe_names() -> list[str]:
+    """Names of the recipes that ship with corral (`corral/templates/recipes/*.recipe`)."""
+    folder = resources.files("corral.templates") / "recipes"
+    return sorted(
+        entry.name[: -len(_RECIPE_SUFFIX)]
+        for entry in folder.iterdir()
+        if entry.name.endswith(_RECIPE_SUFFIX)
+    )
+
+
+def shipped_recipe(name: str) -> Recipe:
+    """The parsed recipe `name` shipped with corral; `RecipeNotFound` if there is none."""
+    if not valid_template_name(name):
+        raise RecipeNotFound(name)
+    entry = resources.files("corral.templates") / "recipes" / f"{name}{_RECIPE_SUFFIX}"
+    try:
+        text = entry.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise RecipeNotFound(name) from exc
+    return parse_recipe(text, source=f"{name}{_RECIPE_SUFFIX}")
