@@ -27,13 +27,11 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-import pyseccomp
-
 from corral.model import Limits
 from corral.runtime._linux import syscalls as sc
 from corral.runtime._linux.cgroups import CgroupLayout, detect_layout
 from corral.runtime._linux.sandbox_init import CreateRequest, run_setup
-from corral.runtime._linux.seccomp import build_filter
+from corral.runtime._linux.seccomp import compile_filter
 from corral.runtime._linux.userns import UserNamespaces
 
 __all__ = ["main", "parse_create"]
@@ -68,7 +66,7 @@ def parse_create(raw: dict[str, Any]) -> CreateRequest:
 
 
 class Launcher:
-    def __init__(self, layout: CgroupLayout, seccomp: pyseccomp.SyscallFilter) -> None:
+    def __init__(self, layout: CgroupLayout, seccomp: bytes) -> None:
         self.layout = layout
         self.seccomp = seccomp
         self.userns = UserNamespaces()
@@ -212,7 +210,7 @@ def main() -> None:
         sys.exit(1)
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     layout = detect_layout()
-    seccomp = build_filter()
+    seccomp = compile_filter()
     gc.collect()
     gc.freeze()
     Launcher(layout, seccomp).run()

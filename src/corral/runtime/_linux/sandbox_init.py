@@ -30,8 +30,6 @@ import sys
 from dataclasses import dataclass
 from typing import NoReturn
 
-import pyseccomp
-
 from corral.agent import serve
 from corral.model import Limits
 from corral.protocol import AgentConfig
@@ -92,7 +90,7 @@ def run_setup(
     status_fd: int,
     userns_fd: int,
     layout: CgroupLayout,
-    seccomp: pyseccomp.SyscallFilter,
+    seccomp: bytes,
 ) -> NoReturn:
     """Step 1 and 2, in the process the launcher forked. Exits with the outcome on `status_fd`.
 
@@ -133,7 +131,7 @@ def _run_init(
     req: CreateRequest,
     listener: socket.socket,
     status_fd: int,
-    seccomp: pyseccomp.SyscallFilter,
+    seccomp: bytes,
 ) -> NoReturn:
     """Step 3, as pid 1 of the sandbox, with the rootfs as working directory."""
     try:
@@ -144,7 +142,7 @@ def _run_init(
         sc.pivot_root(".", ".")
         sc.umount2(".", sc.MNT_DETACH)
         os.chdir("/")
-        seccomp.load()
+        sc.set_seccomp_filter(seccomp)
         config = AgentConfig.from_json(req.agent_config)
         devnull = os.open("/dev/null", os.O_RDWR)
         os.dup2(devnull, 2)

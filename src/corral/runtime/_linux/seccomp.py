@@ -6,7 +6,7 @@ list removes kernel surface that a sandbox never needs and that container escape
 Syscalls of foreign architectures (i386, x32) kill the caller: libseccomp's default for a
 filter that lists only the native architecture.
 
-The filter is loaded without `no_new_privs` (so `sudo` works inside the sandbox, where it can
+The filter is installed without `no_new_privs` (so `sudo` works inside the sandbox, where it can
 only ever reach the sandbox's own root); loading it needs CAP_SYS_ADMIN in the sandbox's user
 namespace, which the sandbox init process has before it drops to the agent.
 """
@@ -14,13 +14,14 @@ namespace, which the sandbox init process has before it drops to the agent.
 from __future__ import annotations
 
 import errno
+import os
 from dataclasses import dataclass
 
 import pyseccomp
 
 from corral.runtime._linux import syscalls
 
-__all__ = ["DENIED", "DENIED_CLONE_FLAGS", "Denial", "build_filter"]
+__all__ = ["DENIED", "DENIED_CLONE_FLAGS", "Denial", "build_filter", "compile_filter"]
 
 
 @dataclass(frozen=True)
@@ -114,3 +115,19 @@ def build_filter() -> pyseccomp.SyscallFilter:
             pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag),
         )
     return flt
+
+
+def compile_filter() -> bytes:
+    """The sandbox filter as a classic-BPF program, compiled once by the launcher.
+
+    Loading precompiled bytes (`syscalls.set_seccomp_filter`) in each sandbox saves the
+    ~0.4 ms and ~0.5 MiB of private memory that libseccomp spends compiling per process.
+    """
+    fd = os.memfd_create("corral-seccomp", os.MFD_CLOEXEC)
+    try:
+        with os.fdopen(os.dup(fd), "wb") as out:
+            build_filter().export_bpf(out)
+        size = os.lseek(fd, 0, os.SEEK_END)
+        return os.pread(fd, size, 0)
+    finally:
+        os.close(fd)

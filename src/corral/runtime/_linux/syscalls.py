@@ -43,6 +43,7 @@ __all__ = [
     "open_tree",
     "pivot_root",
     "prctl",
+    "set_seccomp_filter",
     "setns",
     "umount2",
     "unshare",
@@ -81,6 +82,8 @@ MOUNT_ATTR_NODEV = 0x4
 MOUNT_ATTR_IDMAP = 0x100000
 
 PR_SET_PDEATHSIG = 1
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 PR_SET_CHILD_SUBREAPER = 36
 
 _NR_PIVOT_ROOT = 155
@@ -198,3 +201,22 @@ def move_mount(from_fd: int, to_path: str) -> None:
 def prctl(option: int, arg2: int = 0) -> None:
     """prctl(2) with one argument."""
     _check(_libc.prctl(option, arg2, 0, 0, 0), "prctl")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def set_seccomp_filter(program: bytes) -> None:
+    """Install a compiled classic-BPF seccomp program (8-byte `sock_filter` records).
+
+    Without no_new_privs this needs CAP_SYS_ADMIN in the caller's user namespace.
+    """
+    if not program or len(program) % 8:
+        raise ValueError("a seccomp program is a non-empty sequence of 8-byte instructions")
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    _check(
+        _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0),
+        "prctl(PR_SET_SECCOMP)",
+    )
