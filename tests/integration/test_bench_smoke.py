@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,14 +26,22 @@ def test_benchmark_runs(script: str, expected: list[str]) -> None:
     env = dict(os.environ, CORRAL_BENCH_N="3")
     for name in ("E2B_API_URL", "E2B_SANDBOX_URL"):  # the bench starts its own server
         env.pop(name, None)
-    result = subprocess.run(
+    # Own session, so a hung benchmark is killed together with the server it started.
+    proc = subprocess.Popen(
         [sys.executable, str(BENCH / script)],
         cwd=REPO,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
+        start_new_session=True,
     )
-    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"{script} hung; stdout:\n{stdout}\nstderr:\n{stderr}")
+    assert proc.returncode == 0, f"stdout:\n{stdout}\nstderr:\n{stderr}"
     for text in expected:
-        assert text in result.stdout, result.stdout
+        assert text in stdout, stdout

@@ -1,9 +1,11 @@
 """Isolation, probed from inside with real attempts that must fail.
 
-Every test here runs against the real isolation backend (`requires_isolation`). Escape
-attempts are chosen to be harmless even if they succeeded (they write marker files or
-re-write a value that is already there), and each has a positive control where one makes
-sense, so a broken probe cannot pass by accident.
+Every test here runs against the real isolation backend (`requires_isolation`). Some probes
+are destructive if isolation is absent (as sandbox root they append to /etc/passwd, replace
+python3, mount tmpfs, mknod): `assert_isolated` first checks that the sandbox cannot see a
+canary directory made on the host, and aborts the whole run (`pytest.exit`) if it can.
+Never remove that guard or run this module against the `fake` runtime. Each probe has a
+positive control where one makes sense, so a broken probe cannot pass by accident.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import random
 import shlex
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,10 +72,33 @@ def host_pids_with_cmdline(needle: str) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def pair(corral_server: Any) -> Iterator[tuple[Any, Any]]:
+def host_canary() -> Iterator[Path]:
+    """A host directory that no sandbox may see."""
+    path = Path(tempfile.mkdtemp(prefix="corral-canary-"))
+    yield path
+    path.rmdir()
+
+
+def assert_isolated(sbx: Any, canary: Path) -> None:
+    """Stop the whole run before any destructive probe if `sbx` can see host files: the
+    probes below write /etc/passwd, python3, mounts and device nodes as sandbox root."""
+    for user in ("root", "user"):
+        seen = run_any(sbx, f"test -e {canary} && echo VISIBLE || echo hidden", user=user)
+        if seen.stdout != "hidden\n":
+            pytest.exit(
+                f"sandbox {sbx.sandbox_id} sees the host file {canary} as {user} "
+                f"({seen.stdout!r} {seen.stderr!r}): refusing to run destructive isolation probes",
+                returncode=3,
+            )
+
+
+@pytest.fixture(scope="module")
+def pair(corral_server: Any, host_canary: Path) -> Iterator[tuple[Any, Any]]:
     a = Sandbox.create(timeout=300)
     b = Sandbox.create(timeout=300)
     try:
+        assert_isolated(a, host_canary)
+        assert_isolated(b, host_canary)
         yield a, b
     finally:
         for sbx in (a, b):
@@ -143,12 +169,15 @@ def _layer_fingerprints() -> dict[str, str]:
     return prints
 
 
-def test_root_writes_to_template_files_are_copy_up_only(corral_server: Any) -> None:
+def test_root_writes_to_template_files_are_copy_up_only(
+    corral_server: Any, host_canary: Path
+) -> None:
     before_layers = _layer_fingerprints()
     assert before_layers, f"no template layers found under {LAYERS_DIR}"
     writer = Sandbox.create(timeout=120)
     witness = Sandbox.create(timeout=120)
     try:
+        assert_isolated(writer, host_canary)
         hash_cmd = "sha256sum /etc/passwd $(readlink -f /usr/bin/python3)"
         before_witness = witness.commands.run(hash_cmd).stdout
         result = run_any(

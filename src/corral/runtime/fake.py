@@ -77,10 +77,12 @@ class FakeRuntime:
         try:
             run_dir.mkdir(parents=True, mode=0o700)
             home.mkdir(parents=True, mode=0o700)
+            user = pwd.getpwuid(os.getuid())
+            etc_dir = _write_user_database(run_dir / "etc", user, home)
             config = AgentConfig(
                 access_token=spec.access_token,
                 env_vars=spec.env_vars,
-                default_user=pwd.getpwuid(os.getuid()).pw_name,
+                default_user=user.pw_name,
                 default_workdir=str(home),
             )
             with open(run_dir / "agent.log", "wb") as agent_log:
@@ -91,6 +93,8 @@ class FakeRuntime:
                         str(socket_path),
                         "--config-json",
                         config.to_json(),
+                        "--etc-dir",
+                        str(etc_dir),
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=agent_log,
@@ -266,3 +270,17 @@ async def _wait_readable(fd: int, timeout: float) -> None:
 
 def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(_read_bytes(str(path)).decode(errors="replace").splitlines()[-lines:])
+
+
+def _write_user_database(etc_dir: Path, user: pwd.struct_passwd, home: Path) -> Path:
+    """A passwd/group pair naming only the server's own user, with HOME = the sandbox home.
+
+    Without it, `bash -l` (how the SDK runs every command) would read the host user's own
+    login files, which may do anything (e.g. `pyenv rehash` behind a host-wide lock).
+    """
+    etc_dir.mkdir(mode=0o700)
+    (etc_dir / "passwd").write_text(
+        f"{user.pw_name}:x:{user.pw_uid}:{user.pw_gid}::{home}:/bin/bash\n"
+    )
+    (etc_dir / "group").write_text(f"{user.pw_name}:x:{user.pw_gid}:\n")
+    return etc_dir
