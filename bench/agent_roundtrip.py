@@ -7,12 +7,16 @@ and prints, in milliseconds, p50/p95/p99 of:
 * `round trip`: request written -> end-of-stream received (process exited, end event sent).
 Also prints the agent's resident memory after the run.
 
-    .venv/bin/python bench/agent_roundtrip.py [--count 200] [--json]
+`--user NAME` runs the command as another user (Basic auth), which makes CPython fork
+instead of vfork (it refuses vfork when uid/gid/groups change): compare `--user nobody`.
+
+    .venv/bin/python bench/agent_roundtrip.py [--count 200] [--user nobody] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import socket
@@ -37,16 +41,25 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-def _start_request(token: str) -> bytes:
+def _start_request(token: str, user: str | None) -> bytes:
     message = json.dumps(
         {"process": {"cmd": "/bin/true", "args": []}, "stdin": False}, separators=(",", ":")
     ).encode()
     body = encode_envelope(message)
+    auth = b""
+    if user is not None:
+        auth = b"authorization: Basic " + base64.b64encode(f"{user}:".encode()) + b"\r\n"
     return (
         b"POST /process.Process/Start HTTP/1.1\r\nhost: agent\r\n"
         b"content-type: application/connect+json\r\nconnect-protocol-version: 1\r\n"
-        b"x-access-token: " + token.encode() + b"\r\n"
-        b"transfer-encoding: chunked\r\n\r\n" + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+        b"x-access-token: "
+        + token.encode()
+        + b"\r\n"
+        + auth
+        + b"transfer-encoding: chunked\r\n\r\n"
+        + b"%x\r\n" % len(body)
+        + body
+        + b"\r\n0\r\n\r\n"
     )
 
 
@@ -97,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--user", default=None, help="run as this user (default: root)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
@@ -127,7 +141,7 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise SystemExit("agent did not start") from None
                 time.sleep(0.01)
-        request = _start_request(config.access_token)
+        request = _start_request(config.access_token, args.user)
         reader = _Reader(client)
         start_ms: list[float] = []
         total_ms: list[float] = []
@@ -151,6 +165,7 @@ def main() -> None:
 
     result = {
         "count": args.count,
+        "user": args.user or "root",
         "start_ms": {
             p: round(_percentile(start_ms, f), 3)
             for p, f in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
@@ -165,7 +180,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
-    print(f"Start of /bin/true x{args.count} over the agent's unix socket (ms)")
+    print(f"Start of /bin/true x{args.count} as {result['user']} over the agent's socket (ms)")
     for label, key in (("start event", "start_ms"), ("round trip ", "roundtrip_ms")):
         p = result[key]
         print(f"  {label}: p50 {p['p50']:.3f}  p95 {p['p95']:.3f}  p99 {p['p99']:.3f}")  # type: ignore[index]

@@ -397,6 +397,14 @@ class _ServerStreamCall:
             self._fail(connect_error_for(exc))
             return
         self._messages.extend(e.payload for e in envelopes if e.flags == FLAG_MESSAGE)
+        if len(self._messages) > 1:
+            self._fail(self._message_count_error())
+
+    def _message_count_error(self) -> ConnectError:
+        return ConnectError(
+            Code.INVALID_ARGUMENT,
+            f"protocol error: expected one request message, got {len(self._messages)}",
+        )
 
     def on_body_end(self) -> None:
         if self._failed:
@@ -404,10 +412,7 @@ class _ServerStreamCall:
         try:
             self._decoder.finish()
             if len(self._messages) != 1:
-                raise ConnectError(
-                    Code.INVALID_ARGUMENT,
-                    f"protocol error: expected one request message, got {len(self._messages)}",
-                )
+                raise self._message_count_error()
             message = _decode_json_object(self._messages[0])
         except (ConnectError, EnvelopeError) as exc:
             self._fail(connect_error_for(exc))
@@ -422,6 +427,7 @@ class _ServerStreamCall:
 
     def _fail(self, error: ConnectError) -> None:
         self._failed = True
+        self._messages = []
         _send_stream_error(self._response, error)
 
     def on_disconnect(self) -> None:

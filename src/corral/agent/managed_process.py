@@ -71,7 +71,7 @@ class ManagedProcess:
         on_ended: Callable[[ManagedProcess], None],
     ) -> None:
         self._loop = loop
-        self._child = child
+        self._pty_fd = child.pty_fd
         self.pid = child.pid
         self.config = config
         self.tag = tag
@@ -178,10 +178,10 @@ class ManagedProcess:
         self._lifetime_timer = self._loop.call_later(seconds, self.send_signal, signal.SIGKILL)
 
     def resize(self, size: PtySize) -> None:
-        if not self.is_pty or self._child.pty_fd is None:
+        if self._pty_fd is None or not self.running:
             raise InputUnavailable("tty not assigned to process")
         try:
-            set_window_size(self._child.pty_fd, size)
+            set_window_size(self._pty_fd, size)
         except OSError as exc:
             raise InputUnavailable(f"failed to resize tty: {exc.strerror}") from exc
 
@@ -192,8 +192,6 @@ class ManagedProcess:
         if self._end is not None:
             return
         self._end = end_event_for_status(wait_status)
-        # Popen must not poll this pid again (it may be reused): record the status.
-        self._child.popen.returncode = os.waitstatus_to_exitcode(wait_status)
         if self._lifetime_timer is not None:
             self._lifetime_timer.cancel()
             self._lifetime_timer = None
@@ -229,11 +227,12 @@ class ManagedProcess:
         if self._input is not None:
             self._input.abort("process has exited")
             self._input = None
-        if self._child.pty_fd is not None:
+        if self._pty_fd is not None:
             try:
-                os.close(self._child.pty_fd)
+                os.close(self._pty_fd)
             except OSError:
                 pass
+            self._pty_fd = None
         assert self._end is not None
         payload = encode_event(self._end)
         sinks, self._sinks = self._sinks, []
@@ -280,7 +279,7 @@ class ManagedProcess:
             return
         if self._reading:
             self._loop.remove_reader(fd)
-        if fd != self._child.pty_fd:  # the PTY master also carries input: closed at the end
+        if fd != self._pty_fd:  # the PTY master also carries input: closed at the end
             try:
                 os.close(fd)
             except OSError:

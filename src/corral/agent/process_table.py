@@ -3,7 +3,7 @@
 The agent is pid 1 of its pid namespace: it must reap every child, including orphans
 re-parented to it. On SIGCHLD `reap_children` calls `waitpid(-1, WNOHANG)` until nothing is
 left, hands statuses of known processes to them and silently drops the others. Nothing
-else ever waits (no `Popen.wait`/`poll`, no asyncio child watcher, no threads).
+else ever waits (no `Popen`, no asyncio child watcher, no threads).
 
 Ended processes stay findable by `Connect` for `retain_seconds`, so a late attach still
 gets `start` + `end` (protocol doc §5.6); `List` and the other RPCs see running ones only.
@@ -81,6 +81,15 @@ class ProcessTable:
                 process.on_reaped(status)
 
     def kill_all(self) -> None:
-        """SIGKILL every running process and its group (agent shutdown)."""
-        for process in self.running():
+        """Agent shutdown: SIGKILL every process and the process groups of all it knows.
+
+        Groups of processes that ended within the retention time are included, so their
+        orphans (`cmd &`) die too when the agent runs without a pid namespace. Their ids
+        cannot have been reused yet: a pid stays allocated while its group has members.
+        """
+        for process in list(self._by_pid.values()):
             process.send_signal(signal.SIGKILL)
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass

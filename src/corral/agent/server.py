@@ -7,6 +7,7 @@ threads: signals arrive through the loop's wakeup fd, SIGCHLD runs the reaper.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 
@@ -20,6 +21,29 @@ from corral.protocol.agent_config import AgentConfig
 __all__ = ["serve"]
 
 _BACKLOG = 1024
+_FALLBACK_FD_LIMIT = 1024
+
+
+def _prepare_file_descriptors(listener: socket.socket) -> None:
+    """Started processes inherit every fd that is not close-on-exec (posix_spawn closes
+    nothing): mark all of ours, inherited ones included (the launcher hands the listener
+    over as inheritable), and make sure 0-2 exist so no pipe can land on them."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # the lowest free fd: exactly this one
+    listener.set_inheritable(False)
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, _FALLBACK_FD_LIMIT))
+    for fd in fds:
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass
 
 
 async def _run(listener: socket.socket, config: AgentConfig, etc_dir: str) -> None:
@@ -54,6 +78,7 @@ def serve(listener: socket.socket, config: AgentConfig, *, etc_dir: str = "/etc"
 
     `etc_dir` is where `passwd` and `group` are read (tests point it elsewhere).
     """
+    _prepare_file_descriptors(listener)
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(_run(listener, config, etc_dir))

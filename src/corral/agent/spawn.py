@@ -1,19 +1,32 @@
-"""fork/exec of a user process with pipes or a PTY, as a given user.
+"""Start a user process with pipes or a PTY, as a given user, at vfork speed.
 
-`subprocess.Popen` does the fork/exec (in C, with vfork when no identity change is needed);
-it never waits: exit statuses are collected by the agent's SIGCHLD reaper. Each process
-leads its own process group (pipes) or session (PTY, whose slave becomes the controlling
-terminal), so a signal can reach the whole job.
+`os.posix_spawn` (glibc: `clone(CLONE_VM|CLONE_VFORK)`) does the work; nothing ever waits
+here: exit statuses are collected by the agent's SIGCHLD reaper. `subprocess.Popen` is not
+used because CPython forks instead of vforking as soon as the uid, gid or groups change or a
+`preexec_fn` is given, and copying the agent's page tables costs ~1 ms per command here.
+
+How the identity change works without a fork: the agent (single-threaded, effective root)
+briefly makes the target user its *real* uid/gid and supplementary groups, keeping its
+effective and saved ids (root). `resetids=True` makes the child set its effective ids to
+those real ids before exec, and `execve` then copies them into the saved ids and drops
+every capability, so the process runs with exactly uid/gid/groups of the user and no way
+back. The agent's own ids are restored right after the call.
+
+Each process leads its own process group (pipes) or session (PTY). For a PTY the child
+opens the slave by path after `setsid`, which makes it the controlling terminal. The cwd
+is set by `chdir` in the agent around the spawn (there is no file action for it in 3.11).
+All of the agent's own fds are close-on-exec, so the child gets exactly stdin/out/err.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import signal
 import struct
-import subprocess
 import termios
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from corral.agent.errors import InvalidProcessRequest, SpawnFailed
@@ -21,6 +34,11 @@ from corral.agent.users import User
 from corral.protocol.process_messages import PtySize
 
 __all__ = ["SpawnRequest", "SpawnedChild", "set_window_size", "spawn"]
+
+_DEFAULT_SEARCH_PATH = "/usr/local/bin:/usr/bin:/bin"
+_CATCHABLE_SIGNALS = tuple(
+    sig for sig in signal.valid_signals() if sig not in (signal.SIGKILL, signal.SIGSTOP)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +61,6 @@ class SpawnedChild:
     PTY: `pty_fd` is the master, used for output, input and resizing.
     """
 
-    popen: subprocess.Popen[bytes]
     pid: int
     stdin_fd: int | None = None
     stdout_fd: int | None = None
@@ -56,34 +73,108 @@ def set_window_size(fd: int, size: PtySize) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size.rows, size.cols, 0, 0))
 
 
-def _take_controlling_terminal() -> None:
-    # Runs in the child after setsid(): make the PTY slave (now fd 0) its controlling tty.
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+def _same_identity(user: User) -> bool:
+    """Whether the agent already runs with `user`'s ids (the primary gid listed among the
+    supplementary groups grants nothing extra, so it does not count)."""
+    if (user.uid, user.uid) != os.getresuid()[:2] or (user.gid, user.gid) != os.getresgid()[:2]:
+        return False
+    return set(user.groups) - {user.gid} == set(os.getgroups()) - {user.gid}
 
 
-@dataclass(frozen=True, slots=True)
-class _Identity:
-    """Popen's `user`/`group`/`extra_groups`: None where nothing changes."""
+@contextlib.contextmanager
+def _real_identity(user: User) -> Iterator[bool]:
+    """Make `user` the agent's real identity for the block; yields whether it changed."""
+    if _same_identity(user):
+        yield False
+        return
+    saved_uid, saved_gid, saved_groups = os.getresuid(), os.getresgid(), os.getgroups()
 
-    uid: int | None
-    gid: int | None
-    groups: list[int] | None
+    def restore() -> None:
+        os.setresuid(*saved_uid)  # first: the effective uid is still root
+        os.setresgid(*saved_gid)
+        os.setgroups(saved_groups)
+
+    try:
+        os.setgroups(list(user.groups))
+        os.setresgid(user.gid, -1, -1)
+        os.setresuid(user.uid, -1, -1)
+    except OSError as exc:
+        restore()
+        raise SpawnFailed(f"cannot run as user '{user.name}': {exc.strerror}") from exc
+    try:
+        yield True
+    finally:
+        restore()
 
 
-def _identity_change(user: User) -> _Identity:
-    """What differs from the agent's own identity.
+@contextlib.contextmanager
+def _working_directory(path: str) -> Iterator[None]:
+    previous = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            os.chdir(path)
+        except OSError as exc:
+            raise SpawnFailed(f"cannot change to directory '{path}': {exc.strerror}") from exc
+        yield
+    finally:
+        os.fchdir(previous)
+        os.close(previous)
 
-    CPython forks instead of vforking as soon as any of them is given (~1 ms instead of
-    ~0.2 ms here), so a process of the agent's own identity gets none. The primary gid in
-    the supplementary list grants nothing extra, so it does not count as a difference.
+
+def _executable(cmd: str, env: Mapping[str, str]) -> str:
+    """`cmd` itself if it has a slash, else the first executable match in the env's PATH
+    (checked with the real, i.e. target, ids, like execvp in the child would)."""
+    if "/" in cmd:
+        return cmd
+    for directory in env.get("PATH", _DEFAULT_SEARCH_PATH).split(":"):
+        candidate = os.path.join(directory or ".", cmd)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise SpawnFailed(f"error starting process '{cmd}': executable file not found in $PATH")
+
+
+_ignored: tuple[int, ...] | None = None
+
+
+def _ignored_signals() -> tuple[int, ...]:
+    """Signals the agent ignores (e.g. SIGPIPE, as Python does): default again in the child.
+
+    Read once, at the first spawn (the agent never changes them later: asyncio installs
+    handlers, which exec resets anyway); `signal.getsignal` is too slow to ask per spawn.
     """
-    wanted = set(user.groups) - {user.gid}
-    same_groups = wanted == set(os.getgroups()) - {os.getgid()}
-    return _Identity(
-        uid=None if user.uid == os.getuid() else user.uid,
-        gid=None if user.gid == os.getgid() else user.gid,
-        groups=None if same_groups else list(user.groups),
-    )
+    global _ignored
+    if _ignored is None:
+        _ignored = tuple(
+            sig for sig in _CATCHABLE_SIGNALS if signal.getsignal(sig) is signal.SIG_IGN
+        )
+    return _ignored
+
+
+def _posix_spawn(
+    request: SpawnRequest,
+    file_actions: list[tuple[int, ...] | tuple[int, int, str, int, int]],
+    *,
+    new_session: bool,
+) -> int:
+    try:
+        with _working_directory(request.cwd), _real_identity(request.user) as changed:
+            executable = _executable(request.argv[0], request.env)
+            argv, env, ignored = list(request.argv), dict(request.env), _ignored_signals()
+            if new_session:
+                return os.posix_spawn(
+                    executable, argv, env, file_actions=file_actions, setsid=True,
+                    resetids=changed, setsigmask=(), setsigdef=ignored,
+                )  # fmt: skip
+            return os.posix_spawn(
+                executable, argv, env, file_actions=file_actions, setpgroup=0,
+                resetids=changed, setsigmask=(), setsigdef=ignored,
+            )  # fmt: skip
+    except ValueError as exc:  # embedded NUL bytes, '=' in a variable name
+        raise InvalidProcessRequest(f"invalid process request: {exc}") from exc
+    except OSError as exc:
+        raise SpawnFailed(
+            f"error starting process '{request.argv[0]}': {exc.strerror or exc}"
+        ) from exc
 
 
 def _close_all(fds: list[int]) -> None:
@@ -94,59 +185,25 @@ def _close_all(fds: list[int]) -> None:
             pass
 
 
-def _popen(
-    request: SpawnRequest,
-    stdin: int,
-    output: tuple[int, int],
-    *,
-    process_group: int | None = None,
-    new_session: bool = False,
-    preexec_fn: Callable[[], None] | None = None,
-) -> subprocess.Popen[bytes]:
-    identity = _identity_change(request.user)
-    try:
-        return subprocess.Popen(
-            list(request.argv),
-            stdin=stdin,
-            stdout=output[0],
-            stderr=output[1],
-            env=dict(request.env),
-            cwd=request.cwd,
-            close_fds=True,
-            user=identity.uid,
-            group=identity.gid,
-            extra_groups=identity.groups,
-            process_group=process_group,
-            start_new_session=new_session,
-            preexec_fn=preexec_fn,
-        )
-    except ValueError as exc:  # embedded NUL bytes and the like
-        raise InvalidProcessRequest(f"invalid process request: {exc}") from exc
-    except OSError as exc:
-        target = request.argv[0] if request.argv else ""
-        raise SpawnFailed(f"error starting process '{target}': {exc.strerror}") from exc
-    except subprocess.SubprocessError as exc:
-        raise SpawnFailed(f"error starting process: {exc}") from exc
-
-
 def _spawn_with_pipes(request: SpawnRequest) -> SpawnedChild:
     ours: list[int] = []
     theirs: list[int] = []
+    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = []
     try:
         if request.stdin:
             stdin_read, stdin_write = os.pipe()
             ours.append(stdin_write)
             theirs.append(stdin_read)
-            child_stdin: int = stdin_read
+            actions.append((os.POSIX_SPAWN_DUP2, stdin_read, 0))
         else:
-            child_stdin = subprocess.DEVNULL
+            actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
         stdout_read, stdout_write = os.pipe()
-        ours.append(stdout_read)
-        theirs.append(stdout_write)
         stderr_read, stderr_write = os.pipe()
-        ours.append(stderr_read)
-        theirs.append(stderr_write)
-        popen = _popen(request, child_stdin, (stdout_write, stderr_write), process_group=0)
+        ours += [stdout_read, stderr_read]
+        theirs += [stdout_write, stderr_write]
+        actions.append((os.POSIX_SPAWN_DUP2, stdout_write, 1))
+        actions.append((os.POSIX_SPAWN_DUP2, stderr_write, 2))
+        pid = _posix_spawn(request, actions, new_session=False)
     except BaseException:
         _close_all(ours + theirs)
         raise
@@ -154,8 +211,7 @@ def _spawn_with_pipes(request: SpawnRequest) -> SpawnedChild:
     for fd in ours:
         os.set_blocking(fd, False)
     return SpawnedChild(
-        popen=popen,
-        pid=popen.pid,
+        pid=pid,
         stdin_fd=ours[0] if request.stdin else None,
         stdout_fd=stdout_read,
         stderr_fd=stderr_read,
@@ -168,22 +224,25 @@ def _spawn_with_pty(request: SpawnRequest, size: PtySize) -> SpawnedChild:
         if size.cols and size.rows:
             set_window_size(master, size)
         try:
-            os.fchown(slave, request.user.uid, -1)
+            os.fchown(slave, request.user.uid, -1)  # the child opens it as the user
         except OSError:
-            pass  # only cosmetic (`ls -l $(tty)`); the child already holds the fd
-        popen = _popen(
-            request,
-            slave,
-            (slave, slave),
-            new_session=True,
-            preexec_fn=_take_controlling_terminal,
-        )
+            pass  # the open below then fails with a clear error
+        try:
+            slave_path = os.ttyname(slave)
+        except OSError as exc:
+            raise SpawnFailed(f"cannot name the terminal: {exc.strerror}") from exc
+        actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+            (os.POSIX_SPAWN_OPEN, 0, slave_path, os.O_RDWR, 0),
+            (os.POSIX_SPAWN_DUP2, 0, 1),
+            (os.POSIX_SPAWN_DUP2, 0, 2),
+        ]
+        pid = _posix_spawn(request, actions, new_session=True)
     except BaseException:
         _close_all([master, slave])
         raise
     os.close(slave)
     os.set_blocking(master, False)
-    return SpawnedChild(popen=popen, pid=popen.pid, pty_fd=master)
+    return SpawnedChild(pid=pid, pty_fd=master)
 
 
 def spawn(request: SpawnRequest) -> SpawnedChild:

@@ -8,6 +8,7 @@ endpoint, success and error paths, and checks nothing was imported.
 from __future__ import annotations
 
 import hashlib
+import socket
 from pathlib import Path
 
 import pytest
@@ -144,10 +145,30 @@ def _drive_everything(agent: AgentProcess) -> None:
     with client.stream("Start", bash("sleep 0.2; echo later")) as reader:
         reader.next_event()
     assert client.unary_raw("List", b"{bad").status_code == 400
+    # raw HTTP: pipelining, 100-continue, a malformed request
+    token = agent.config.access_token.encode()
+    list_request = (
+        b"POST /process.Process/List HTTP/1.1\r\nhost: a\r\ncontent-type: application/json\r\n"
+        b"x-access-token: " + token + b"\r\nexpect: 100-continue\r\ncontent-length: 2\r\n\r\n{}"
+    )
+    for payload, expected in (
+        (list_request * 2 + b"GET /health HTTP/1.1\r\nconnection: close\r\n\r\n", b"204"),
+        (b"NOT HTTP AT ALL\r\n\r\n", b"400"),
+    ):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+            raw.settimeout(10)
+            raw.connect(agent.socket_path)
+            raw.sendall(payload)
+            received = b""
+            while chunk := raw.recv(65536):
+                received += chunk
+        assert expected in received
 
 
 def test_every_rpc_works_with_imports_forbidden(blocked_agent: AgentProcess) -> None:
     _drive_everything(blocked_agent)
+    status = Path(f"/proc/{blocked_agent.process.pid}/status").read_text()
+    assert "\nThreads:\t1\n" in status  # no helper threads, ever
     stderr = blocked_agent.stderr()
     assert "LAZY IMPORT" not in stderr, stderr
     assert "Traceback" not in stderr, stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -50,6 +51,9 @@ def test_orphans_are_reaped_by_pid_1(tmp_path: Path) -> None:
         assert _children(agent_pid) == []
         # and the agent still serves
         assert agent.client.run(bash("echo ok")).stdout == "ok\n"
+        # unshare(1) ignores SIGTERM while it waits: stop the agent itself
+        os.kill(agent_pid, signal.SIGTERM)
+        agent.process.wait(timeout=10)
     finally:
         survivors = agent.stop()
     assert survivors == []

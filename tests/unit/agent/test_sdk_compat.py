@@ -7,7 +7,10 @@ to the agent's unix socket (the SDK's transport speaks TCP only), so its real `c
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -81,13 +84,36 @@ def _sandbox(port: int, token: str) -> Any:
 
 @pytest.fixture(scope="module")
 def sdk_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AgentProcess, int]]:
-    agent = AgentProcess(tmp_path_factory.mktemp("sdk"), token="sdk-token", env_vars={"SV": "1"})
+    # The SDK runs `bash -l`: give the agent its own users with empty homes, so no login
+    # profile of the host (e.g. root's pyenv init) is involved.
+    workdir = tmp_path_factory.mktemp("sdk")
+    homes = Path(tempfile.mkdtemp(prefix="corral-agent-sdk-"))  # traversable by uid 1000
+    homes.chmod(0o755)
+    (homes / "root").mkdir()
+    (homes / "user").mkdir()
+    os.chown(homes / "user", 1000, 1000)
+    etc = workdir / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text(
+        f"root:x:0:0:root:{homes}/root:/bin/bash\nuser:x:1000:1000::{homes}/user:/bin/bash\n"
+    )
+    (etc / "group").write_text("root:x:0:\nuser:x:1000:\n")
+    agent = AgentProcess(
+        workdir,
+        token="sdk-token",
+        env_vars={"SV": "1"},
+        default_user="user",
+        default_workdir=f"{homes}/user",
+        etc_dir=str(etc),
+    )
     bridge = TcpToUnixBridge(agent.socket_path)
     try:
         yield agent, bridge.port
     finally:
         bridge.close()
-        assert agent.stop() == []
+        survivors = agent.stop()
+        shutil.rmtree(homes, ignore_errors=True)
+        assert survivors == []
 
 
 @pytest.fixture
@@ -105,7 +131,8 @@ def test_run_foreground(sbx: Any) -> None:
         None,
     )
     assert sbx.commands.run("pwd", cwd="/tmp").stdout == "/tmp\n"
-    assert sbx.commands.run("id -u", user="nobody").stdout == "65534\n"
+    assert sbx.commands.run("id -u; echo $HOME").stdout.startswith("1000\n/")
+    assert sbx.commands.run("id -u", user="root").stdout == "0\n"
 
 
 def test_errors_map_to_sdk_exceptions(sbx: Any, sdk_agent: tuple[AgentProcess, int]) -> None:

@@ -196,14 +196,52 @@ def test_keepalives_on_idle_stream(client: AgentClient) -> None:
 
 
 def test_orphan_holding_the_pipe_does_not_block_the_end(client: AgentClient) -> None:
+    marker = f"3.{os.getpid()}{time.monotonic_ns() % 1000}"
     began = time.monotonic()
-    result = client.run(bash("sleep 3 & echo parent-done"))
+    result = client.run(bash(f"sleep {marker} & echo parent-done"))
     assert time.monotonic() - began < 2
     assert result.stdout == "parent-done\n"
     assert result.end.exit_code == 0
-    client.run(bash("pkill -f '^sleep 3$' || true"))
+    client.run(bash(f"pkill -f '^sleep {marker}$' || true"))
+
+
+def test_shutdown_kills_processes_and_fresh_orphans(agent_factory: object) -> None:
+    agent = agent_factory()  # type: ignore[operator]
+    assert agent.client.run(bash("sleep 60 & echo started")).stdout == "started\n"
+    with agent.client.stream("Start", bash("sleep 60")) as reader:
+        reader.next_event()
+        deadline = time.monotonic() + 5
+        while len(agent.leftover_processes()) != 2 and time.monotonic() < deadline:
+            time.sleep(0.02)  # /proc/<pid>/environ can be unreadable during exec
+        assert len(agent.leftover_processes()) == 2
+    began = time.monotonic()
+    assert agent.stop() == []
+    assert time.monotonic() - began < 2
 
 
 def test_output_after_exit_of_a_quick_process_is_not_lost(client: AgentClient) -> None:
     for _ in range(20):
         assert client.run({"process": {"cmd": "/bin/echo", "args": ["hello"]}}).stdout == "hello\n"
+
+
+def test_child_gets_only_stdio(agent_factory: object) -> None:
+    """Even fds the agent inherited as inheritable (the listener, a stray fd) stay out."""
+    code = (
+        "import os, socket, sys\n"
+        "import corral.agent\n"
+        "from corral.protocol.agent_config import AgentConfig\n"
+        "listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        "listener.bind(sys.argv[1]); listener.listen(16); listener.set_inheritable(True)\n"
+        "stray = os.open('/dev/null', os.O_RDONLY); os.set_inheritable(stray, True)\n"
+        "corral.agent.serve(listener, AgentConfig.from_json(sys.argv[2]))\n"
+    )
+    agent = agent_factory(python_code=code)  # type: ignore[operator]
+    script = "ls /proc/$$/fd; true"  # the shell's fds, listed by another process
+    assert agent.client.run(bash(script)).stdout.split() == ["0", "1", "2"]
+    pty = agent.client.run(
+        {
+            "process": {"cmd": "/bin/bash", "args": ["-c", script]},
+            "pty": {"size": {"cols": 80, "rows": 24}},
+        }
+    )
+    assert pty.pty.split() == [b"0", b"1", b"2"]
