@@ -213,7 +213,12 @@ def _mount_rootfs(req: CreateRequest, rootfs: str, userns_fd: int) -> None:
             os.close(fd)
         staged.append(target)
     lower = ":".join(reversed(staged))
-    options = f"lowerdir={lower},upperdir={req.upper_dir},workdir={req.work_dir}"
+    # Explicit, host-independent features: an upper dir written this way can later become
+    # a plain lower layer (no redirect or metacopy xattrs, no index tied to this mount).
+    options = (
+        f"lowerdir={lower},upperdir={req.upper_dir},workdir={req.work_dir},"
+        "redirect_dir=off,index=off,metacopy=off"
+    )
     sc.mount("overlay", rootfs, "overlay", 0, options)
 
 
