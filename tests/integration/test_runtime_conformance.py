@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from corral.model import Limits, SandboxSpec, TemplateRef, new_access_token, new_sandbox_id
-from corral.runtime import Runtime, SandboxStartError
+from corral.runtime import RunDirTooLong, Runtime, SandboxStartError
 from corral.runtime._linux.cgroups import detect_layout
 from corral.templates import load_template
 
@@ -37,6 +39,14 @@ def _make_runtime(name: str, state_dir: Path, run_dir: Path) -> Runtime:
 @pytest.fixture(params=["namespaces", "fake"])
 def runtime_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A short private dir (pytest's own is too long for agent socket paths)."""
+    path = Path(tempfile.mkdtemp(prefix="corral-rt-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -161,3 +171,9 @@ def _is_zombie(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+@pytest.mark.parametrize("name", ["namespaces", "fake"])
+def test_a_run_dir_too_long_for_socket_paths_is_refused(name: str) -> None:
+    with pytest.raises(RunDirTooLong, match="too long"):
+        _make_runtime(name, Path("/tmp"), Path("/tmp/" + "d" * 80))

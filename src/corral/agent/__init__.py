@@ -15,5 +15,6 @@ token) -> `connect_server` (Connect framing, errors) -> `process_service/<rpc>.p
 from corral.agent import _eager_imports  # noqa: F401  (first: before anything can be lazy)
 from corral.agent.cli import main
 from corral.agent.server import serve
+from corral.agent.warm_up import warm_up
 
-__all__ = ["main", "serve"]
+__all__ = ["main", "serve", "warm_up"]

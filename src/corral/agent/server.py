@@ -18,7 +18,7 @@ from corral.agent.routes import AgentApp
 from corral.agent.users import UserDatabase
 from corral.protocol.agent_config import AgentConfig
 
-__all__ = ["serve"]
+__all__ = ["run", "serve"]
 
 _BACKLOG = 1024
 _FALLBACK_FD_LIMIT = 1024
@@ -46,14 +46,22 @@ def _prepare_file_descriptors(listener: socket.socket) -> None:
                 pass
 
 
-async def _run(listener: socket.socket, config: AgentConfig, etc_dir: str) -> None:
+async def run(
+    listener: socket.socket,
+    config: AgentConfig,
+    etc_dir: str,
+    stop: asyncio.Future[None] | None = None,
+) -> None:
+    """Serve on the running loop until SIGTERM/SIGINT or until `stop` is done."""
     loop = asyncio.get_running_loop()
     table = ProcessTable(loop)
     service = ProcessService(loop=loop, config=config, users=UserDatabase(etc_dir), table=table)
     app = AgentApp(loop, config, process_methods(service))
-    stop: asyncio.Future[None] = loop.create_future()
+    if stop is None:
+        stop = loop.create_future()
 
     def request_stop() -> None:
+        assert stop is not None
         if not stop.done():
             stop.set_result(None)
 
@@ -81,6 +89,6 @@ def serve(listener: socket.socket, config: AgentConfig, *, etc_dir: str = "/etc"
     _prepare_file_descriptors(listener)
     loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(_run(listener, config, etc_dir))
+        loop.run_until_complete(run(listener, config, etc_dir))
     finally:
         loop.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from corral.model import SandboxSpec
@@ -18,6 +20,26 @@ class SandboxStartError(RuntimeError_):
 
 class LauncherUnavailable(RuntimeError_):
     """The privileged launcher is not running; no sandbox can be created or stopped."""
+
+
+class RunDirTooLong(RuntimeError_):
+    """Agent socket paths under the run dir would exceed the kernel's unix socket limit."""
+
+
+# sun_path holds 108 bytes including the terminating NUL.
+_MAX_SOCKET_PATH = 107
+_SOCKET_SUFFIX = "/sandboxes/" + "x" * 20 + "/agent.sock"
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse a run dir whose agent socket paths (`<run_dir>/sandboxes/<id>/agent.sock`)
+    cannot be bound: unix socket paths are limited to 107 bytes."""
+    longest = len(os.fsencode(os.path.abspath(run_dir))) + len(_SOCKET_SUFFIX)
+    if longest > _MAX_SOCKET_PATH:
+        raise RunDirTooLong(
+            f"run dir {str(run_dir)!r} is too long for agent sockets ({longest} > "
+            f"{_MAX_SOCKET_PATH} bytes); use a shorter --run-dir, e.g. /run/corral"
+        )
 
 
 @dataclass(frozen=True)

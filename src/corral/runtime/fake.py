@@ -34,7 +34,7 @@ from pathlib import Path
 
 from corral.model import SandboxSpec
 from corral.protocol import AgentConfig
-from corral.runtime.base import LiveSandbox, SandboxStartError
+from corral.runtime.base import LiveSandbox, SandboxStartError, check_run_dir
 
 __all__ = ["FakeRuntime"]
 
@@ -57,6 +57,7 @@ class FakeRuntime:
         agent_command: Sequence[str] | None = None,
         start_timeout: float = 20.0,
     ) -> None:
+        check_run_dir(Path(run_dir))
         self._state_root = Path(state_dir) / "sandboxes"
         self._run_root = Path(run_dir) / "sandboxes"
         self._agent_command = list(agent_command or (sys.executable, "-m", "corral.agent"))

@@ -25,7 +25,12 @@ from corral.runtime._linux.cgroups import (
     favor_dynamic_changes,
     release_dynamic_changes,
 )
-from corral.runtime.base import LauncherUnavailable, LiveSandbox, SandboxStartError
+from corral.runtime.base import (
+    LauncherUnavailable,
+    LiveSandbox,
+    SandboxStartError,
+    check_run_dir,
+)
 
 __all__ = ["NamespacesRuntime"]
 
@@ -41,6 +46,7 @@ class NamespacesRuntime:
 
     def __init__(self, state_dir: Path, run_dir: Path, *, start_timeout: float = 15.0) -> None:
         self.sandboxes_state = Path(state_dir) / "sandboxes"
+        check_run_dir(Path(run_dir))
         self.sandboxes_run = Path(run_dir) / "sandboxes"
         self.favordynmods_mount = Path(run_dir) / "cgroup-favordynmods"
         self.start_timeout = start_timeout

@@ -31,5 +31,6 @@ def test_all_is_defined_and_complete(name: str) -> None:
 
 
 def test_agent_entry_points() -> None:
-    assert corral.agent.__all__ == ["main", "serve"]
+    assert corral.agent.__all__ == ["main", "serve", "warm_up"]
     assert callable(corral.agent.serve) and callable(corral.agent.main)
+    assert callable(corral.agent.warm_up)

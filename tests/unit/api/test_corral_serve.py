@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -63,9 +62,9 @@ def test_sdk_create_run_kill(server: harness.CorralServer) -> None:
     assert leaks == []
 
 
-def test_sigterm_stops_every_sandbox(tmp_path: Path) -> None:
-    corral = harness.CorralServer(runtime="fake", workdir=tmp_path)
-    corral.templates_dir = tmp_path / "templates"
+def test_sigterm_stops_every_sandbox() -> None:
+    corral = harness.CorralServer(runtime="fake")  # its workdir is short: socket path limit
+    corral.templates_dir = corral.workdir / "templates"
     corral.start()
     try:
         headers = {"X-API-KEY": "k"}
@@ -83,3 +82,4 @@ def test_sigterm_stops_every_sandbox(tmp_path: Path) -> None:
     log = corral.log_path.read_text()
     assert "E2B_API_URL=" in log and "stopped 2 sandbox(es) at shutdown" in log
     assert os.path.exists(corral.state_dir / "corral.db")
+    corral.remove_workdir()

@@ -27,6 +27,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from corral.agent import warm_up
 from corral.model import Limits
 from corral.runtime._linux import syscalls as sc
 from corral.runtime._linux.cgroups import CgroupLayout, detect_layout
@@ -211,6 +212,7 @@ def main() -> None:
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     layout = detect_layout()
     seccomp = compile_filter()
+    warm_up()  # before the first fork: sandboxes inherit a warmed-up agent copy-on-write
     gc.collect()
     gc.freeze()
     Launcher(layout, seccomp).run()
