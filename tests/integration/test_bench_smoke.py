@@ -20,6 +20,7 @@ BENCH = REPO / "bench"
         ("create_first_output.py", ["create+first_output: n=3", "p95=", "throughput:"]),
         ("command_roundtrip.py", ["commands.run('true'): n=3", "p99=", "baseline fork+exec"]),
         ("idle_memory.py", ["idle sandboxes=3", "MemAvailable drop per sandbox:", "PSS"]),
+        ("burst_create.py", ["burst n=3:", "failures=0", "per-create: n=3"]),
     ],
 )
 def test_benchmark_runs(script: str, expected: list[str]) -> None:
