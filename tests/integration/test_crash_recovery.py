@@ -6,6 +6,7 @@ Each test runs its own server (not the session one), because it kills it.
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import time
@@ -107,3 +108,29 @@ def test_shutdown_removes_every_sandbox(server: harness.CorralServer) -> None:
     assert _ids_on_disk(server) == set()
     leftover: Path = server.run_dir / "cgroup-favordynmods"
     assert not leftover.exists()
+
+
+def _init_pid(sandbox_id: str) -> int:
+    procs = Path("/sys/fs/cgroup/pids/corral") / sandbox_id / "cgroup.procs"
+    if not procs.exists():
+        procs = Path("/sys/fs/cgroup/corral") / sandbox_id / "cgroup.procs"
+    for pid in procs.read_text().split():
+        status = Path(f"/proc/{pid}/status").read_text()
+        nspid = next(line for line in status.splitlines() if line.startswith("NSpid:"))
+        if nspid.split()[-1] == "1":
+            return int(pid)
+    raise AssertionError(f"no init process in sandbox {sandbox_id}")
+
+
+def test_a_sandbox_whose_agent_dies_is_removed_at_once(server: harness.CorralServer) -> None:
+    sbx = Sandbox.create(timeout=120, **_sdk(server))
+    sbx.commands.run("sleep 300", background=True)
+    os.kill(_init_pid(sbx.sandbox_id), signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while sbx.sandbox_id in _ids_on_disk(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _ids_on_disk(server) == set()
+    assert _rows(server) == set()
+    with pytest.raises(NotFoundException):
+        Sandbox.get_info(sbx.sandbox_id, **_sdk(server))
+    assert not sbx.is_running()

@@ -177,3 +177,20 @@ def _is_zombie(pid: int) -> bool:
 def test_a_run_dir_too_long_for_socket_paths_is_refused(name: str) -> None:
     with pytest.raises(RunDirTooLong, match="too long"):
         _make_runtime(name, Path("/tmp"), Path("/tmp/" + "d" * 80))
+
+
+async def test_on_exit_reports_an_init_that_dies_but_not_a_stop(runtime: Runtime) -> None:
+    exited: list[str] = []
+    runtime.on_exit(exited.append)
+    template = load_template(TEMPLATES_DIR, "base")
+    dying, stopped = _spec(template, 0), _spec(template, 1)
+    live = await runtime.start(dying)
+    await runtime.start(stopped)
+    await runtime.stop(stopped.sandbox_id)
+    os.kill(live.init_pid, 9)
+    for _ in range(200):
+        if exited:
+            break
+        await asyncio.sleep(0.01)
+    assert exited == [dying.sandbox_id]
+    await runtime.stop(dying.sandbox_id)

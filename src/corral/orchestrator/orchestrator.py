@@ -85,6 +85,7 @@ class Orchestrator:
 
     async def start(self) -> ReconcileReport:
         """Open the runtime and reconcile it with the store (see `reconcile`)."""
+        self._runtime.on_exit(self._on_sandbox_died)
         await self._runtime.open()
         return await self.reconcile()
 
@@ -288,6 +289,11 @@ class Orchestrator:
         self._index.replace_record(updated)
         self._deadlines.set(record.sandbox_id, end_at)
         return updated
+
+    def _on_sandbox_died(self, sandbox_id: str) -> None:
+        """The runtime saw the sandbox's init exit by itself: the sandbox is gone."""
+        if self._begin_removal(sandbox_id) is not None:
+            log.warning("sandbox %s died (its init exited); removed", sandbox_id)
 
     def _on_deadline(self, sandbox_id: str) -> None:
         if self._begin_removal(sandbox_id) is not None:

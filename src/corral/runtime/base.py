@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -77,3 +78,7 @@ class Runtime(Protocol):
 
     async def sweep(self, keep: set[str]) -> list[str]:
         """Remove every leftover not in `keep`; return the ids removed."""
+
+    def on_exit(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(sandbox_id)` when a started or found sandbox dies by itself
+        (its init exited); not for sandboxes ended by `stop`."""

@@ -35,6 +35,7 @@ from pathlib import Path
 from corral.model import SandboxSpec
 from corral.protocol import AgentConfig
 from corral.runtime.base import LiveSandbox, SandboxStartError, check_run_dir
+from corral.runtime.exits import ExitListener, ExitWatcher
 
 __all__ = ["FakeRuntime"]
 
@@ -63,13 +64,18 @@ class FakeRuntime:
         self._agent_command = list(agent_command or (sys.executable, "-m", "corral.agent"))
         self._start_timeout = start_timeout
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._exits = ExitWatcher()
 
     async def open(self) -> None:
         for root in (self._state_root, self._run_root):
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     async def close(self) -> None:
-        """Nothing to do: agents are independent processes, stopped one by one."""
+        """Stop watching; agents are independent processes, stopped one by one."""
+        self._exits.close()
+
+    def on_exit(self, listener: ExitListener) -> None:
+        self._exits.set_listener(listener)
 
     async def start(self, spec: SandboxSpec) -> LiveSandbox:
         run_dir = self._run_root / spec.sandbox_id
@@ -117,6 +123,7 @@ class FakeRuntime:
             if tail:
                 log.warning("agent of sandbox %s failed:\n%s", spec.sandbox_id, tail)
             raise
+        self._exits.watch(spec.sandbox_id, child.pid)
         return LiveSandbox(spec.sandbox_id, str(socket_path), child.pid)
 
     async def _wait_ready(self, child: subprocess.Popen[bytes], socket_path: Path) -> None:
@@ -133,6 +140,7 @@ class FakeRuntime:
             await asyncio.sleep(_POLL_S)
 
     async def stop(self, sandbox_id: str) -> None:
+        self._exits.unwatch(sandbox_id)
         child = self._children.pop(sandbox_id, None)
         pid = child.pid if child is not None else self._verified_pid(sandbox_id)
         if pid is not None:
@@ -151,6 +159,7 @@ class FakeRuntime:
             pid = self._verified_pid(entry.name)
             if pid is not None:
                 found.append(LiveSandbox(entry.name, str(entry / "agent.sock"), pid))
+                self._exits.watch(entry.name, pid)
         return found
 
     async def sweep(self, keep: set[str]) -> list[str]:

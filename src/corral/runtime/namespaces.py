@@ -31,6 +31,7 @@ from corral.runtime.base import (
     SandboxStartError,
     check_run_dir,
 )
+from corral.runtime.exits import ExitListener, ExitWatcher
 
 __all__ = ["NamespacesRuntime"]
 
@@ -55,6 +56,7 @@ class NamespacesRuntime:
         self._reader: asyncio.Task[None] | None = None
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next_id = 0
+        self._exits = ExitWatcher()
 
     @property
     def layout(self) -> CgroupLayout:
@@ -99,6 +101,7 @@ class NamespacesRuntime:
             await self._reader
         self._fail_waiting("launcher closed")
         release_dynamic_changes(self.favordynmods_mount)
+        self._exits.close()
 
     async def start(self, spec: SandboxSpec) -> LiveSandbox:
         run_dir = self.sandboxes_run / spec.sandbox_id
@@ -125,9 +128,12 @@ class NamespacesRuntime:
         if not reply.get("ok"):
             await self.stop(spec.sandbox_id)
             raise SandboxStartError(f"the sandbox could not be started: {reply.get('error')}")
-        return LiveSandbox(spec.sandbox_id, str(run_dir / "agent.sock"), int(reply["pid"]))
+        pid = int(reply["pid"])
+        self._exits.watch(spec.sandbox_id, pid)
+        return LiveSandbox(spec.sandbox_id, str(run_dir / "agent.sock"), pid)
 
     async def stop(self, sandbox_id: str) -> None:
+        self._exits.unwatch(sandbox_id)
         cgroup = self.layout.sandbox(sandbox_id)
         if any(d.exists() for d in cgroup.dirs()):
             deadline = time.monotonic() + _KILL_WAIT_S
@@ -151,7 +157,11 @@ class NamespacesRuntime:
             init = _init_pid(pids)
             if init is not None and socket_path.exists():
                 found.append(LiveSandbox(sandbox_id, str(socket_path), init))
+                self._exits.watch(sandbox_id, init)
         return found
+
+    def on_exit(self, listener: ExitListener) -> None:
+        self._exits.set_listener(listener)
 
     async def sweep(self, keep: set[str]) -> list[str]:
         removed = sorted(self._owned_ids() - keep)

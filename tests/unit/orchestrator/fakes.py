@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from corral.model import SandboxSpec, TemplateRef
@@ -25,6 +26,16 @@ class MemoryRuntime:
     opened: bool = False
     closed: bool = False
     next_pid: int = 1000
+    exit_listener: Callable[[str], None] | None = None
+
+    def on_exit(self, listener: Callable[[str], None]) -> None:
+        self.exit_listener = listener
+
+    def die(self, sandbox_id: str) -> None:
+        """Simulate a sandbox whose init exited by itself."""
+        self.running.pop(sandbox_id, None)
+        assert self.exit_listener is not None
+        self.exit_listener(sandbox_id)
 
     async def open(self) -> None:
         self.opened = True

@@ -245,3 +245,19 @@ async def _wait_for(condition: object, timeout: float = 2.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.01)
+
+
+async def test_a_sandbox_whose_init_dies_is_removed_everywhere(
+    orchestrator: Orchestrator, runtime: MemoryRuntime, store: MemoryStore
+) -> None:
+    record = await orchestrator.create(CreateSandbox(template="base"))
+    runtime.die(record.sandbox_id)
+    assert orchestrator.find_route(record.sandbox_id) is None
+    with pytest.raises(SandboxNotFound):
+        orchestrator.get(record.sandbox_id)
+    for _ in range(100):  # the teardown runs as a task
+        if store.get(record.sandbox_id) is None:
+            break
+        await asyncio.sleep(0.01)
+    assert store.get(record.sandbox_id) is None
+    assert record.sandbox_id in runtime.stopped
