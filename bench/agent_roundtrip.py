@@ -19,6 +19,7 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -162,6 +163,7 @@ def main() -> None:
     finally:
         agent.terminate()
         agent.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
 
     result = {
         "count": args.count,

@@ -20,6 +20,7 @@ def main() -> int:
     harness.become_subreaper()
     server = harness.CorralServer()
     server.start()
+    ids: list[str] = []
     try:
         with harness.environ(harness.sdk_env(server)):
             from e2b import Sandbox
@@ -40,6 +41,7 @@ def main() -> int:
                     results = list(pool.map(one, range(n)))
                 wall = time.perf_counter() - wall_start
                 made = [sbx for sbx, _ in results if sbx is not None]
+                ids += [sbx.sandbox_id for sbx in made]
                 failures = n - len(made)
                 print(
                     f"burst n={n}: total={wall * 1000:.0f}ms failures={failures} "
@@ -49,7 +51,7 @@ def main() -> int:
                     list(pool.map(lambda sbx: sbx.kill(), made))
     finally:
         server.stop()
-    return 0
+    return harness.report_leaks(server, ids)
 
 
 if __name__ == "__main__":
