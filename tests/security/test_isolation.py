@@ -265,6 +265,24 @@ def test_mknod_fails(pair: tuple[Any, Any]) -> None:
     assert errno_ in (1, 38)  # EPERM or ENOSYS
 
 
+def test_vsock_to_the_hypervisor_is_denied(pair: tuple[Any, Any]) -> None:
+    a, _ = pair
+    # AF_VSOCK (40) is not network-namespaced: on a VM host it reaches the hypervisor.
+    assert syscall_probe(a, "r = libc.socket(40, 1, 0); print(r, ctypes.get_errno())") == 1
+    # positive control: an ordinary socket family still works
+    assert run_any(a, "python3 -c 'import socket; socket.socket()'", user="root").exit_code == 0
+
+
+def test_io_uring_is_denied(pair: tuple[Any, Any]) -> None:
+    a, _ = pair
+    errno_ = syscall_probe(
+        a,
+        "p = ctypes.create_string_buffer(120); r = libc.syscall(425, 1, p); "
+        "print(r, ctypes.get_errno())",
+    )
+    assert errno_ == 1  # EPERM from the filter (an allowed call would return an fd)
+
+
 def test_loading_kernel_modules_fails(pair: tuple[Any, Any]) -> None:
     a, _ = pair
     # finit_module(2) on an empty file: ENOEXEC would mean the call was allowed.

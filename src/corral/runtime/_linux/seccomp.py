@@ -21,7 +21,15 @@ import pyseccomp
 
 from corral.runtime._linux import syscalls
 
-__all__ = ["DENIED", "DENIED_CLONE_FLAGS", "Denial", "build_filter", "compile_filter"]
+__all__ = [
+    "DENIED",
+    "DENIED_CLONE_FLAGS",
+    "DENIED_SOCKET_FAMILIES",
+    "Denial",
+    "DeniedSocketFamily",
+    "build_filter",
+    "compile_filter",
+]
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,9 @@ DENIED: tuple[Denial, ...] = (
     Denial("uselib", _EPERM, "obsolete loader interface"),
     Denial("personality", _EPERM, "can disable ASLR and enable READ_IMPLIES_EXEC"),
     Denial("fanotify_init", _EPERM, "filesystem-wide monitoring"),
+    Denial("io_uring_setup", _EPERM, "io_uring: large kernel surface with a long CVE record"),
+    Denial("io_uring_enter", _EPERM, "io_uring (see io_uring_setup)"),
+    Denial("io_uring_register", _EPERM, "io_uring (see io_uring_setup)"),
 )
 
 # Namespace flags that `clone` must not carry (same reason as unshare).
@@ -97,6 +108,23 @@ DENIED_CLONE_FLAGS: tuple[int, ...] = (
     syscalls.CLONE_NEWUSER,
     syscalls.CLONE_NEWPID,
     syscalls.CLONE_NEWNET,
+)
+
+
+@dataclass(frozen=True)
+class DeniedSocketFamily:
+    family: int
+    name: str
+    reason: str
+
+
+# Address families `socket` must not create, though the network namespace would allow them.
+DENIED_SOCKET_FAMILIES: tuple[DeniedSocketFamily, ...] = (
+    DeniedSocketFamily(
+        40,
+        "AF_VSOCK",
+        "not network-namespaced: reaches the hypervisor and host services on VM hosts",
+    ),
 )
 
 _ATTR_NO_NEW_PRIVS = 3
@@ -113,6 +141,12 @@ def build_filter() -> pyseccomp.SyscallFilter:
             pyseccomp.ERRNO(errno.EPERM),
             "clone",
             pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag),
+        )
+    for denied in DENIED_SOCKET_FAMILIES:
+        flt.add_rule(
+            pyseccomp.ERRNO(errno.EPERM),
+            "socket",
+            pyseccomp.Arg(0, pyseccomp.EQ, denied.family),
         )
     return flt
 
