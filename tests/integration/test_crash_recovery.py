@@ -134,3 +134,34 @@ def test_a_sandbox_whose_agent_dies_is_removed_at_once(server: harness.CorralSer
     with pytest.raises(NotFoundException):
         Sandbox.get_info(sbx.sandbox_id, **_sdk(server))
     assert not sbx.is_running()
+
+
+def _launcher_pid(srv: harness.CorralServer) -> int:
+    assert srv.process is not None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == srv.process.pid and b"corral.runtime._linux.launcher" in cmdline:
+            return int(entry.name)
+    raise AssertionError("no launcher process found")
+
+
+def test_a_killed_launcher_is_replaced_and_sandboxes_keep_running(
+    server: harness.CorralServer,
+) -> None:
+    before = Sandbox.create(timeout=120, **_sdk(server))
+    old = _launcher_pid(server)
+    os.kill(old, signal.SIGKILL)
+    time.sleep(0.2)
+    after = Sandbox.create(timeout=120, **_sdk(server))
+    assert after.commands.run("echo new").stdout == "new\n"
+    assert before.commands.run("echo old").stdout == "old\n"
+    assert _launcher_pid(server) != old
+    assert before.kill() and after.kill()
+    assert _ids_on_disk(server) == set()

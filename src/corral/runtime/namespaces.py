@@ -37,6 +37,8 @@ __all__ = ["NamespacesRuntime"]
 
 log = logging.getLogger(__name__)
 
+_Reply = asyncio.Future[dict[str, Any]]
+
 _KILL_WAIT_S = 5.0
 
 
@@ -54,9 +56,12 @@ class NamespacesRuntime:
         self._layout: CgroupLayout | None = None
         self._launcher: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        # request id -> (the launcher it was sent to, its answer)
+        self._waiting: dict[int, tuple[asyncio.subprocess.Process, _Reply]] = {}
         self._next_id = 0
         self._exits = ExitWatcher()
+        self._closing = False
+        self._restarting = asyncio.Lock()
 
     @property
     def layout(self) -> CgroupLayout:
@@ -72,6 +77,10 @@ class NamespacesRuntime:
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.layout.is_pure_v2 and not favor_dynamic_changes(self.favordynmods_mount):
             log.warning("cgroup favordynmods unavailable: creates may wait ~20 ms for RCU")
+        self._closing = False
+        await self._start_launcher()
+
+    async def _start_launcher(self) -> None:
         self._launcher = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -87,6 +96,7 @@ class NamespacesRuntime:
         self._reader = asyncio.create_task(self._read_replies(), name="launcher-replies")
 
     async def close(self) -> None:
+        self._closing = True
         launcher, self._launcher = self._launcher, None
         if launcher is None:
             return
@@ -184,11 +194,21 @@ class NamespacesRuntime:
     async def _call(self, op: str, request: dict[str, Any]) -> dict[str, Any]:
         launcher = self._launcher
         if launcher is None or launcher.stdin is None or launcher.returncode is not None:
-            raise LauncherUnavailable("the launcher is not running")
+            if self._closing or launcher is None:
+                raise LauncherUnavailable("the launcher is not running")
+            # It died (killed or crashed): running sandboxes do not depend on it, so start
+            # a new one for this and later creates.
+            log.error("the launcher exited with %s; starting a new one", launcher.returncode)
+            async with self._restarting:
+                if self._launcher is launcher:
+                    await self._start_launcher()
+            launcher = self._launcher
+            if launcher is None or launcher.stdin is None:
+                raise LauncherUnavailable("the launcher could not be restarted")
         self._next_id += 1
         request_id = self._next_id
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[request_id] = future
+        future: _Reply = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = (launcher, future)
         launcher.stdin.write(json.dumps({"op": op, "id": request_id, "request": request}).encode())
         launcher.stdin.write(b"\n")
         try:
@@ -198,21 +218,25 @@ class NamespacesRuntime:
 
     async def _read_replies(self) -> None:
         assert self._launcher is not None and self._launcher.stdout is not None
-        stdout = self._launcher.stdout
+        launcher = self._launcher
+        stdout = launcher.stdout
+        assert stdout is not None
         while line := await stdout.readline():
             try:
                 reply = json.loads(line)
             except ValueError:
                 log.error("unreadable launcher reply: %r", line[:200])
                 continue
-            future = self._waiting.get(reply.get("id"))
-            if future is not None and not future.done():
-                future.set_result(reply)
-        self._fail_waiting("the launcher exited")
+            waiting = self._waiting.get(reply.get("id"))
+            if waiting is not None and waiting[0] is launcher and not waiting[1].done():
+                waiting[1].set_result(reply)
+        await launcher.wait()
+        self._fail_waiting("the launcher exited", launcher)
 
-    def _fail_waiting(self, why: str) -> None:
-        for future in self._waiting.values():
-            if not future.done():
+    def _fail_waiting(self, why: str, launcher: asyncio.subprocess.Process | None = None) -> None:
+        """Fail the requests sent to `launcher` (to any launcher when None)."""
+        for sent_to, future in self._waiting.values():
+            if (launcher is None or sent_to is launcher) and not future.done():
                 future.set_exception(LauncherUnavailable(why))
 
 
