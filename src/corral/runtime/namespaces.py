@@ -3,6 +3,7 @@
 Sandboxes are forked by the launcher (`corral.runtime._linux.launcher`), a single-threaded
 helper started by `open()`; this module is its asyncio client and owns the one clean-up path
 (`stop`), which also removes what a failed create left behind and what a crash left behind.
+Running sandboxes do not depend on the launcher: if it dies, the next create starts a new one.
 """
 
 from __future__ import annotations
