@@ -114,3 +114,21 @@ def test_process_count_is_bounded_and_the_sandbox_recovers(pair: tuple[Any, Any]
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def test_many_small_processes_over_the_limit_never_kill_the_agent(
+    pair: tuple[Any, Any],
+) -> None:
+    hog, neighbour = pair
+    limit_mb = hog.get_info().memory_mb
+    # Each process is smaller than the agent, so only the agent's OOM preference saves it.
+    count = limit_mb // 8
+    flood = (
+        f"for i in $(seq {count}); do "
+        "python3 -c 'import time; b = bytearray(9 << 20); time.sleep(20)' & done; "
+        "sleep 8; echo flooded"
+    )
+    result = run_any(hog, flood)
+    assert "flooded" in result.stdout, (result.stdout, result.stderr[-500:])
+    assert hog.commands.run("echo alive").stdout == "alive\n"
+    assert neighbour.commands.run("echo fine").stdout == "fine\n"

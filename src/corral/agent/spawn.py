@@ -177,6 +177,27 @@ def _posix_spawn(
         ) from exc
 
 
+# `oom_score_adj` of every started process: when a sandbox hits its memory limit the kernel
+# then kills one of its processes rather than the agent (which stays at 0). Raising the value
+# needs no privilege; lowering below 0 would (CAP_SYS_RESOURCE on the host).
+CHILD_OOM_SCORE_ADJ = b"500"
+
+
+def _prefer_for_oom_kill(pid: int) -> None:
+    """Make a started process the OOM killer's choice before the agent. Best effort (the few
+    microseconds before it is set could only be spent in its own exec)."""
+    try:
+        fd = os.open(f"/proc/{pid}/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.write(fd, CHILD_OOM_SCORE_ADJ)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _close_all(fds: list[int]) -> None:
     for fd in fds:
         try:
@@ -204,6 +225,7 @@ def _spawn_with_pipes(request: SpawnRequest) -> SpawnedChild:
         actions.append((os.POSIX_SPAWN_DUP2, stdout_write, 1))
         actions.append((os.POSIX_SPAWN_DUP2, stderr_write, 2))
         pid = _posix_spawn(request, actions, new_session=False)
+        _prefer_for_oom_kill(pid)
     except BaseException:
         _close_all(ours + theirs)
         raise
@@ -237,6 +259,7 @@ def _spawn_with_pty(request: SpawnRequest, size: PtySize) -> SpawnedChild:
             (os.POSIX_SPAWN_DUP2, 0, 2),
         ]
         pid = _posix_spawn(request, actions, new_session=True)
+        _prefer_for_oom_kill(pid)
     except BaseException:
         _close_all([master, slave])
         raise
