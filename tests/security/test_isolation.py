@@ -331,12 +331,18 @@ def test_sandbox_processes_are_not_host_root(pair: tuple[Any, Any]) -> None:
                 pids = host_pids_with_cmdline(marker)
                 time.sleep(0.05)
             assert pids, f"{marker} not found from the host"
+            checked = 0
             for pid in pids:
-                status = Path(f"/proc/{pid}/status").read_text()
+                try:  # `bash -l` forks short-lived subshells that carry the marker too
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except FileNotFoundError:
+                    continue
+                checked += 1
                 uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
                 uids = [int(value) for value in uid_line.split()[1:]]
                 assert all(uid != 0 for uid in uids), (user, uid_line)
                 nspid = next(line for line in status.splitlines() if line.startswith("NSpid:"))
                 assert len(nspid.split()) >= 3, f"not in a pid namespace: {nspid}"
+            assert checked, f"every process of {marker} vanished before it was checked"
         finally:
             handle.kill()
