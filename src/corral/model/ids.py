@@ -3,6 +3,8 @@
 import re
 import secrets
 
+__all__ = ["new_access_token", "new_sandbox_id", "valid_sandbox_id"]
+
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _SANDBOX_ID = re.compile(r"^[a-z0-9]{20}$")
 

@@ -6,6 +6,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+__all__ = ["Limits", "SandboxRecord", "SandboxSpec", "SandboxState", "TemplateRef"]
+
 
 class SandboxState(enum.Enum):
     """Lifecycle state as persisted. Only `RUNNING` sandboxes are visible to clients."""

@@ -10,6 +10,16 @@ from typing import Protocol
 
 from corral.model import SandboxSpec
 
+__all__ = [
+    "LauncherUnavailable",
+    "LiveSandbox",
+    "RunDirTooLong",
+    "Runtime",
+    "RuntimeError_",
+    "SandboxStartError",
+    "check_run_dir",
+]
+
 
 class RuntimeError_(Exception):
     """Base of runtime errors. `str(exc)` is safe to show to clients."""

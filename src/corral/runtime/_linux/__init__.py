@@ -2,3 +2,5 @@
 
 The only package where `ctypes` may be imported (checked by `tests/unit/test_style.py`).
 """
+
+__all__: list[str] = []
