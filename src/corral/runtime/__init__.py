@@ -1,4 +1,5 @@
-"""Isolation backends behind one `Runtime` protocol. Imports `model` (and `protocol`).
+"""Isolation backends behind one `Runtime` protocol. Imports `model`, `protocol` and (the
+launcher, to run it in each sandbox) `agent`.
 
 Error hierarchy::
 
