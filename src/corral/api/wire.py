@@ -17,6 +17,7 @@ from corral.protocol import ENVD_VERSION
 
 __all__ = [
     "CLIENT_ID",
+    "MAX_BODY_BYTES",
     "JsonObject",
     "optional_bool",
     "optional_int",
@@ -35,9 +36,14 @@ CLIENT_ID = "corral"
 JsonObject = dict[str, Any]
 
 
+# Control-plane bodies are small (envVars and metadata are capped at 64 KiB each): anything
+# larger is refused while it streams in, so a huge body never sits in the server's memory.
+MAX_BODY_BYTES = 1024 * 1024
+
+
 async def read_json_object(request: Request, *, empty_ok: bool = False) -> JsonObject:
     """The request body as a JSON object; an empty body is `{}` when `empty_ok`."""
-    raw = await request.body()
+    raw = await _read_bounded(request)
     if not raw.strip():
         if empty_ok:
             return {}
@@ -146,3 +152,18 @@ def render_detail(record: SandboxRecord) -> JsonObject:
     body["domain"] = None
     body["lifecycle"] = {"autoResume": False, "onTimeout": "kill"}
     return body
+
+
+async def _read_bounded(request: Request) -> bytes:
+    too_large = ApiError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)

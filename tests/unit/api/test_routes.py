@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import httpx
@@ -100,6 +101,18 @@ async def test_create_rejects_malformed_json(client: httpx.AsyncClient, raw: byt
         "/v2/sandboxes", content=raw, headers={"content-type": "application/json"}
     )
     _assert_error(response, 400)
+
+
+async def test_oversized_bodies_are_refused_while_streaming(client: httpx.AsyncClient) -> None:
+    huge = b'{"templateID": "base", "metadata": {"k": "' + b"x" * (2 << 20) + b'"}}'
+    _assert_error(await client.post("/v2/sandboxes", content=huge), 413, "larger than")
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(40):
+            yield b" " * 65536
+
+    response = await client.post("/v2/sandboxes", content=chunks())
+    _assert_error(response, 413, "larger than")
 
 
 async def test_create_unknown_template_is_404(client: httpx.AsyncClient) -> None:
