@@ -203,13 +203,6 @@ class SandboxCgroup:
                 done = False
         return done
 
-    def memory_usage(self) -> int | None:
-        """Bytes charged to the sandbox, or None if unknown."""
-        if self.layout.is_pure_v2 and self._v2 is not None:
-            return _read_int(self._v2 / "memory.current")
-        memory = self._v1.get("memory")
-        return None if memory is None else _read_int(memory / "memory.usage_in_bytes")
-
 
 def _write(path: Path, value: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -224,10 +217,3 @@ def _write_optional(path: Path, value: str) -> None:
         _write(path, value)
     except (FileNotFoundError, PermissionError):
         pass
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None

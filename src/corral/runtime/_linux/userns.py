@@ -54,7 +54,7 @@ def make_user_namespace(uid_base: int) -> int:
 
 
 class UserNamespaces:
-    """Handles on user namespaces by uid base, made on first use or ahead with `prepare`."""
+    """Handles on user namespaces by uid base, made on first use and kept."""
 
     def __init__(self) -> None:
         self._by_base: dict[int, int] = {}
@@ -64,7 +64,3 @@ class UserNamespaces:
         if fd is None:
             fd = self._by_base[uid_base] = make_user_namespace(uid_base)
         return fd
-
-    def prepare(self, uid_bases: list[int]) -> None:
-        for base in uid_bases:
-            self.get(base)
