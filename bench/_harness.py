@@ -37,6 +37,7 @@ __all__ = [
     "HOST_ONLY_ENV",
     "CorralServer",
     "ServerStartError",
+    "UNSHARE_ALL",
     "all_corral_cgroups",
     "bench_n",
     "become_subreaper",
@@ -62,6 +63,8 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 # Set in the server's environment; a sandbox must never see it (protocol doc §5.3).
 HOST_ONLY_ENV = "CORRAL_TEST_HOST_ONLY"
 PR_SET_CHILD_SUBREAPER = 36
+# The isolation baseline: `unshare` with every namespace a sandbox gets (append the command).
+UNSHARE_ALL = ["unshare", "--fork", "--pid", "--mount", "--net", "--uts", "--ipc", "--user"]
 
 
 class ServerStartError(Exception):

@@ -53,22 +53,8 @@ def main() -> int:
     p50 = harness.percentiles(samples)[50]
     baselines = [("fork+exec /bin/true", ["/bin/true"])]
     if shutil.which("unshare"):
-        baselines.append(
-            (
-                "unshare --fork --pid --mount --net --uts --ipc --user /bin/true",
-                [
-                    "unshare",
-                    "--fork",
-                    "--pid",
-                    "--mount",
-                    "--net",
-                    "--uts",
-                    "--ipc",
-                    "--user",
-                    "/bin/true",
-                ],
-            )
-        )
+        unshare = [*harness.UNSHARE_ALL, "/bin/true"]
+        baselines.append((" ".join(unshare), unshare))
     for name, argv in baselines:
         try:
             base = harness.time_command(argv, max(3, min(n, 100)))

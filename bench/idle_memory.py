@@ -97,19 +97,8 @@ def unshare_baseline(n: int) -> float | None:
     """MiB of MemAvailable per idle process in a fresh set of namespaces."""
     if not shutil.which("unshare"):
         return None
-    argv = [
-        "unshare",
-        "--kill-child",  # the namespaced `sleep` dies with `unshare` (it is its pid 1)
-        "--fork",
-        "--pid",
-        "--mount",
-        "--net",
-        "--uts",
-        "--ipc",
-        "--user",
-        "sleep",
-        "600",
-    ]
+    # --kill-child: the namespaced `sleep` dies with `unshare` (it is its pid 1)
+    argv = [*harness.UNSHARE_ALL, "--kill-child", "sleep", "600"]
     before = settled_mem_available()
     procs = [
         subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
