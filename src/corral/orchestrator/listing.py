@@ -59,6 +59,6 @@ def _position(record: SandboxRecord) -> _Position:
 def _matches(record: SandboxRecord, query: SandboxQuery) -> bool:
     if query.template is not None and query.template not in (record.template_id, record.alias):
         return False
-    if query.started_after is not None and record.started_at <= query.started_after:
+    if query.started_after is not None and record.started_at < query.started_after:
         return False
     return all(record.metadata.get(k) == v for k, v in query.metadata.items())
