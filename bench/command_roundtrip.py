@@ -12,6 +12,28 @@ import sys
 import time
 
 import _harness as harness
+from _results import Latencies, measure_calls
+
+__all__ = ["measure"]
+
+
+def measure(server: harness.CorralServer, n: int, warmup: int, ids: list[str]) -> Latencies:
+    """`commands.run("true")` `n` times on one live sandbox (its id goes to `ids`)."""
+    with harness.environ(harness.sdk_env(server)):
+        from e2b import Sandbox
+
+        sbx = Sandbox.create(timeout=600)
+        ids.append(sbx.sandbox_id)
+        try:
+
+            def one() -> float:
+                start = time.perf_counter()
+                sbx.commands.run("true")
+                return time.perf_counter() - start
+
+            return measure_calls("command round trip", n, one, warmup=warmup)
+        finally:
+            sbx.kill()
 
 
 def main() -> int:
@@ -22,30 +44,16 @@ def main() -> int:
     server.start()
     ids: list[str] = []
     try:
-        with harness.environ(harness.sdk_env(server)):
-            from e2b import Sandbox
-
-            sbx = Sandbox.create(timeout=600)
-            ids.append(sbx.sandbox_id)
-            try:
-                for _ in range(warmup):
-                    sbx.commands.run("true")
-                samples = []
-                for _ in range(n):
-                    start = time.perf_counter()
-                    sbx.commands.run("true")
-                    samples.append(time.perf_counter() - start)
-            finally:
-                sbx.kill()
+        result = measure(server, n, warmup, ids)
     finally:
         server.stop()
     print(f"runtime={server.runtime} n={n} warmup={warmup}")
-    print(harness.format_latencies("commands.run('true')", samples))
+    print(result.line())
     base = harness.time_command(["/bin/true"], max(3, min(n, 200)))
     print(harness.format_latencies("baseline fork+exec /bin/true", base))
-    ratio = harness.percentiles(samples)[50] / harness.percentiles(base)[50]
+    ratio = (result.percentile(50) or float("nan")) / harness.percentiles(base)[50]
     print(f"ratio p50 / baseline p50: {ratio:.1f}x")
-    return harness.report_leaks(server, ids)
+    return harness.report_leaks(server, ids) or (1 if result.failures else 0)
 
 
 if __name__ == "__main__":

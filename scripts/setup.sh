@@ -17,10 +17,11 @@ fi
 
 # Why each package: debootstrap + keyring build templates; python3-venv makes .venv;
 # libseccomp2 backs pyseccomp; iproute2 + nftables make sandbox networks; util-linux gives
-# unshare/mount; attr gives setfattr/getfattr; procps gives ps/pkill; ca-certificates for pip.
+# unshare/mount; attr gives setfattr/getfattr; procps gives ps/pkill; ca-certificates for pip;
+# btrfs-progs formats the disk pool that holds the sandboxes' quota-limited writable layers.
 APT_PACKAGES=(
     debootstrap debian-archive-keyring python3 python3-venv libseccomp2 iproute2 nftables
-    util-linux attr procps ca-certificates
+    util-linux attr procps ca-certificates btrfs-progs
 )
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

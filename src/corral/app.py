@@ -20,7 +20,7 @@ from corral import templates
 from corral.api import build_control_plane
 from corral.config import ServerConfig
 from corral.model import TemplateRef
-from corral.orchestrator import Orchestrator, OrchestratorSettings, TemplateNotFound
+from corral.orchestrator import LimitPolicy, Orchestrator, OrchestratorSettings, TemplateNotFound
 from corral.router import DataPlaneRouter
 from corral.router.asgi import Receive, Scope, Send
 from corral.runtime import Runtime
@@ -72,12 +72,12 @@ class HostTemplates:
         return TemplateRef(template_id=name, layers=(), alias=name)
 
 
-def create_runtime(name: str, state_dir: Path, run_dir: Path) -> Runtime:
+def create_runtime(name: str, state_dir: Path, run_dir: Path, *, disk_pool_mb: int = 0) -> Runtime:
     """The runtime called `name` (`namespaces` or `fake`)."""
     if name == "namespaces":
         from corral.runtime.namespaces import NamespacesRuntime
 
-        return NamespacesRuntime(state_dir, run_dir)
+        return NamespacesRuntime(state_dir, run_dir, disk_pool_mb=disk_pool_mb)
     if name == "fake":
         from corral.runtime.fake import FakeRuntime
 
@@ -96,7 +96,9 @@ class CorralApp:
         store: Store | None = None,
     ) -> None:
         self.config = config
-        self._runtime = runtime or create_runtime(config.runtime, config.state_dir, config.run_dir)
+        self._runtime = runtime or create_runtime(
+            config.runtime, config.state_dir, config.run_dir, disk_pool_mb=config.disk_pool_mb
+        )
         self._store = store
         self._orchestrator: Orchestrator | None = None
         self._router: DataPlaneRouter | None = None
@@ -119,6 +121,7 @@ class CorralApp:
             default_timeout=config.default_timeout,
             max_timeout=config.max_timeout,
             max_sandboxes=config.max_sandboxes,
+            limits=LimitPolicy.from_overrides(config.limits, config.max_limits),
         )
         orchestrator = Orchestrator(self._runtime, self._store, templates, settings)
         router = DataPlaneRouter(orchestrator, build_control_plane(orchestrator, config.api_keys))

@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.model import LimitOverrides
+
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
@@ -61,7 +63,14 @@ class ServerConfig:
     """Accepted `X-API-KEY` values; empty: any non-empty key is accepted."""
     default_timeout: int = 300
     max_timeout: int = 24 * 3600
+    """The ceiling of every sandbox's wall-clock timeout (create, connect, set_timeout)."""
     max_sandboxes: int = 1000
+    limits: LimitOverrides = LimitOverrides()
+    """Default resource limits replacing the built-in ones (`--limits`)."""
+    max_limits: LimitOverrides = LimitOverrides()
+    """Ceilings of requested limits replacing the built-in ones (`--max-limits`)."""
+    disk_pool_mb: int = 0
+    """Size of a new disk pool image (all writable layers together); 0: half the free space."""
 
     @property
     def database_path(self) -> Path:

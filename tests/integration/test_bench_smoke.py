@@ -1,7 +1,15 @@
-"""Each benchmark runs end to end with a tiny N, so the harness cannot rot."""
+"""Smoke runs of the benchmarks with tiny N, so the harness cannot rot.
+
+* every benchmark script runs end to end on its own (`CORRAL_BENCH_N=3`);
+* `bench/suite.py --quick`, capped at 3 runs per series and 3 held sandboxes, runs every
+  step (baselines included, with whatever is installed), exits 0, writes the report, the
+  JSON and (with matplotlib) the plots, reports each baseline as measured or unavailable
+  with a reason, and leaves no podman or runsc state behind.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,39 +18,114 @@ from pathlib import Path
 
 import pytest
 
+import report  # bench/report.py (tests/conftest.py puts bench/ on sys.path)
+
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench"
 
+BASELINES = ("fork+exec", "unshare", "bubblewrap", "podman (runc) run", "podman (runc) exec")
+BASELINES += ("gVisor runsc",)
 
-@pytest.mark.parametrize(
-    ("script", "expected"),
-    [
-        ("create_first_output.py", ["create+first_output: n=3", "p95=", "throughput:"]),
-        ("command_roundtrip.py", ["commands.run('true'): n=3", "p99=", "baseline fork+exec"]),
-        ("idle_memory.py", ["idle sandboxes=3", "MemAvailable drop per sandbox:", "PSS"]),
-        ("burst_create.py", ["burst n=3:", "failures=0", "per-create: n=3"]),
-    ],
-)
-def test_benchmark_runs(script: str, expected: list[str]) -> None:
-    env = dict(os.environ, CORRAL_BENCH_N="3")
+
+def _run(argv: list[str], timeout: float, **env: str) -> str:
+    environment = dict(os.environ, **env)
     for name in ("E2B_API_URL", "E2B_SANDBOX_URL"):  # the bench starts its own server
-        env.pop(name, None)
+        environment.pop(name, None)
     # Own session, so a hung benchmark is killed together with the server it started.
     proc = subprocess.Popen(
-        [sys.executable, str(BENCH / script)],
+        [sys.executable, *argv],
         cwd=REPO,
-        env=env,
+        env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
     try:
-        stdout, stderr = proc.communicate(timeout=120)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         stdout, stderr = proc.communicate()
-        pytest.fail(f"{script} hung; stdout:\n{stdout}\nstderr:\n{stderr}")
+        pytest.fail(f"{argv} hung; stdout:\n{stdout}\nstderr:\n{stderr}")
     assert proc.returncode == 0, f"stdout:\n{stdout}\nstderr:\n{stderr}"
+    return stdout
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("create_first_output.py", ["(e2b SDK): n=3", "(corral CLI): n=1", "throughput:"]),
+        ("command_roundtrip.py", ["command round trip: n=3", "success=3/3", "baseline fork+exec"]),
+        ("idle_memory.py", ["idle sandboxes=3", "MemAvailable drop per sandbox:", "PSS"]),
+        ("burst_create.py", ["burst n=3:", "failures=0", "per-create: n=3"]),
+        ("pty_echo.py", ["PTY keystroke echo: n=3", "success=3/3"]),
+        ("density.py", ["held=3 (cap of 3 reached)", "memory cgroups before:", "answering"]),
+        ("capabilities.py", ["file upload 1 MiB", "file download 100 MiB", "fork"]),
+    ],
+)
+def test_benchmark_runs(script: str, expected: list[str]) -> None:
+    stdout = _run([str(BENCH / script)], 120, CORRAL_BENCH_N="3")
     for text in expected:
         assert text in stdout, stdout
+
+
+def _corral_bench_leftovers() -> set[str]:
+    """Temporary dirs and cgroups that the podman and runsc baselines make and remove."""
+    found = {str(p) for p in Path("/tmp").glob("corral-bench-*")}
+    found |= {str(p) for p in Path("/sys/fs/cgroup").glob("*/corral-bench-*")}
+    return found
+
+
+def test_quick_suite_writes_a_complete_report(tmp_path: Path) -> None:
+    before = _corral_bench_leftovers()
+    out = tmp_path / "run"
+    stdout = _run(
+        [str(BENCH / "suite.py"), "--quick", "--runs", "3", "--no-setup", "--no-docs"]
+        + ["--out", str(out)],
+        240,
+    )
+    assert f"report: {out / 'report.md'}" in stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["errors"] == {} and results["leaks"] == []
+    names = [series["name"] for series in results["corral"]]
+    for wanted in ("(e2b SDK)", "(corral CLI)", "round trip", "PTY", "density"):
+        assert any(wanted in name for name in names), names
+    for series in results["corral"]:
+        assert series["attempts"] == 3 and series["success_rate"] == 1.0, series
+    assert [burst["size"] for burst in results["bursts"]] == [3]
+    assert results["density"]["held"] == 3
+    for prefix in BASELINES:
+        found = [b for b in results["baselines"] if b["name"].startswith(prefix)]
+        assert len(found) == 1, (prefix, results["baselines"])
+        assert found[0]["unavailable"] or found[0]["samples"], found[0]
+    text = (out / "report.md").read_text()
+    for heading in ("## Machine and versions", "## Ratios", "## Burst", "## Density", "## Method"):
+        assert heading in text
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "No plots" in text
+    else:
+        for plot in ("latency", "burst", "density"):
+            assert (out / f"{plot}.png").stat().st_size > 0
+            assert f"]({plot}.png)" in text
+    assert _corral_bench_leftovers() <= before
+
+
+def test_report_names_what_could_not_be_measured() -> None:
+    unavailable = {"name": "gVisor runsc do /bin/true", "unavailable": "runsc: exec format error"}
+    results = {
+        "started": "2026-01-01 00:00 UTC",
+        "mode": "quick",
+        "duration_s": 1.0,
+        "command": "bench/suite.py --quick",
+        "machine": {"cores": "2"},
+        "versions": {"e2b": "2.63.0"},
+        "baselines": [unavailable],
+        "skipped": ["density"],
+    }
+    text = report.render(results, image_prefix="../x/")
+    assert "| gVisor runsc do /bin/true | 0 | – | – | – | – | **unavailable**: runsc: exec" in text
+    assert "Steps skipped in this run: density." in text
+    assert "Not measured in this run." in text
+    assert "../x/" not in text  # no plots were made, so no image link

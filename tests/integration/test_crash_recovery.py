@@ -1,18 +1,30 @@
 """`kill -9` of the server, then a restart on the same state: live sandboxes are re-adopted and
 usable, expired ones and orphaned leftovers are removed, and the store agrees with the host.
 
+The "mid-create/exec/kill" windows are hit with load, not with test hooks: four clients
+create, exec and kill in a loop while the server or the launcher is killed at a random point,
+three times per test; afterwards every sandbox a client saw is usable or reported gone, and
+nothing else is on the host. `corral leftovers` (the operator's view with the server
+stopped) is checked against a crash's debris: it lists and, with `--clean`, removes exactly
+what a restart would not re-adopt.
+
 Each test runs its own server (not the session one), because it kills it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import signal
 import sqlite3
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from e2b import NotFoundException, Sandbox
 
@@ -30,6 +42,8 @@ def server() -> Iterator[harness.CorralServer]:
     finally:
         srv.stop()
         leaks = harness.find_leaks(_ids_on_disk(srv), [srv.state_dir, srv.run_dir])
+        if leaks:  # e.g. a restart failed: never leave live sandboxes on a shared host
+            _leftovers(srv, "--clean", "--all")
         srv.remove_workdir()
         assert leaks == [], "\n".join(leaks)
 
@@ -165,3 +179,161 @@ def test_a_killed_launcher_is_replaced_and_sandboxes_keep_running(
     assert _launcher_pid(server) != old
     assert before.kill() and after.kill()
     assert _ids_on_disk(server) == set()
+
+
+# --- kill -9 under load: mid-create, mid-exec and mid-kill ------------------------------------
+
+
+def _listed(srv: harness.CorralServer) -> set[str]:
+    reply = httpx.get(f"{srv.url}/v2/sandboxes", headers={"X-API-KEY": "k"}, timeout=30)
+    reply.raise_for_status()
+    return {item["sandboxID"] for item in reply.json()}
+
+
+def _load(srv: harness.CorralServer, seen: set[str], stop: threading.Event) -> None:
+    """Create, exec and kill in a loop until `stop`; records every id it saw created."""
+    rng = random.Random()
+    while not stop.is_set():
+        try:
+            sbx = Sandbox.create(timeout=120, **_sdk(srv))
+            seen.add(sbx.sandbox_id)
+            sbx.commands.run("echo hi; sleep 0.05", timeout=30)
+            if rng.random() < 0.6:
+                sbx.kill()
+        except Exception:  # the server or launcher is being killed: errors are expected
+            time.sleep(0.02)
+
+
+def _check_usable_or_gone(srv: harness.CorralServer, seen: set[str]) -> None:
+    """Every sandbox a client saw is either usable or reported gone, and nothing else of
+    ours is on the host."""
+    listed = _listed(srv)
+    for sandbox_id in seen:
+        if sandbox_id in listed:
+            again = Sandbox.connect(sandbox_id, **_sdk(srv))
+            assert again.commands.run("echo ok", timeout=30).stdout == "ok\n", sandbox_id
+        else:
+            with pytest.raises(NotFoundException):
+                Sandbox.get_info(sandbox_id, **_sdk(srv))
+    deadline = time.monotonic() + 10
+    while _ids_on_disk(srv) != listed and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _ids_on_disk(srv) == listed
+    for sandbox_id in listed:
+        Sandbox.kill(sandbox_id, **_sdk(srv))
+    dirs = [srv.state_dir, srv.run_dir]
+    leaks = harness.wait_no_leaks(seen | listed, dirs, timeout=10, server_running=True)
+    assert leaks == [], "\n".join(leaks)
+
+
+@pytest.mark.parametrize("victim", ["server", "launcher"])
+def test_kill_9_under_load_leaves_every_sandbox_usable_or_gone(
+    server: harness.CorralServer, victim: str
+) -> None:
+    for _ in range(3):
+        seen: set[str] = set()
+        stop = threading.Event()
+        workers = [
+            threading.Thread(target=_load, args=(server, seen, stop), daemon=True) for _ in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        while len(seen) < 4:  # load is under way: creates, execs and kills in flight
+            time.sleep(0.01)
+        time.sleep(random.uniform(0.0, 0.5))
+        if victim == "server":
+            _crash(server)
+        else:
+            os.kill(_launcher_pid(server), signal.SIGKILL)
+        stop.set()
+        for worker in workers:
+            worker.join(60)
+        if victim == "server":
+            _restart(server)
+        _check_usable_or_gone(server, seen)
+
+
+# --- `corral leftovers`: the operator's view of what a crash left ------------------------------
+
+
+def _leftovers(srv: harness.CorralServer, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(harness.CORRAL_BIN), "leftovers", "--state-dir", str(srv.state_dir)]
+        + ["--run-dir", str(srv.run_dir), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _forget_row(srv: harness.CorralServer, sandbox_id: str) -> None:
+    """Delete a row as a crash between two writes could leave it (and close the database:
+    `corral leftovers` treats any process holding it open as a running server)."""
+    with contextlib.closing(sqlite3.connect(srv.state_dir / "corral.db")) as db, db:
+        db.execute("DELETE FROM sandboxes WHERE sandbox_id = ?", (sandbox_id,))
+
+
+def test_leftovers_refuses_to_clean_under_a_running_server(server: harness.CorralServer) -> None:
+    sbx = Sandbox.create(timeout=120, **_sdk(server))
+    refused = _leftovers(server, "--clean")
+    assert refused.returncode != 0 and "stop it before --clean" in refused.stderr
+    listing = _leftovers(server)
+    assert listing.returncode == 0 and "warning: a server" in listing.stderr
+    assert f"kept (re-adopted at the next start): {sbx.sandbox_id}" in listing.stdout
+    assert sbx.commands.run("echo still").stdout == "still\n"
+    sbx.kill()
+
+
+def test_leftovers_lists_and_cleans_what_a_crash_left(server: harness.CorralServer) -> None:
+    kept = Sandbox.create(timeout=120, **_sdk(server))
+    unknown = Sandbox.create(timeout=120, **_sdk(server))
+    dead = Sandbox.create(timeout=120, **_sdk(server))
+    unknown.commands.run("sleep 300", background=True)
+    _crash(server)
+    _forget_row(server, unknown.sandbox_id)
+    os.kill(_init_pid(dead.sandbox_id), signal.SIGKILL)
+    orphan = "orphan0000000000000y"
+    (server.run_dir / "sandboxes" / orphan).mkdir(parents=True)
+    gone = {unknown.sandbox_id, dead.sandbox_id, orphan}
+
+    listing = _leftovers(server)
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert any(
+        line.startswith(f"sandbox {unknown.sandbox_id}: unknown to the store") for line in lines
+    )
+    assert any(line.startswith(f"sandbox {dead.sandbox_id}: not running") for line in lines)
+    assert any(line.startswith(f"sandbox {orphan}: unknown to the store") for line in lines)
+    assert f"kept (re-adopted at the next start): {kept.sandbox_id}" in lines
+    assert any(line.startswith("mount ") for line in lines), lines  # favordynmods at least
+    assert harness.cgroup_dirs(unknown.sandbox_id), "listing must not change anything"
+
+    cleaned = _leftovers(server, "--clean")
+    assert cleaned.returncode == 0 and "cleaned" in cleaned.stdout, cleaned.stdout + cleaned.stderr
+    assert harness.find_leaks(gone, []) == []
+    assert _ids_on_disk(server) == {kept.sandbox_id}
+    assert _leftovers(server).stdout.splitlines()[-1].startswith("kept")
+
+    _restart(server)  # the kept sandbox is re-adopted and usable
+    again = Sandbox.connect(kept.sandbox_id, **_sdk(server))
+    assert again.commands.run("echo kept").stdout == "kept\n"
+    assert again.kill()
+
+
+def test_leftovers_clean_all_removes_every_sandbox_and_host_mount(
+    server: harness.CorralServer,
+) -> None:
+    forgotten = Sandbox.create(timeout=120, **_sdk(server))
+    kept = Sandbox.create(timeout=120, **_sdk(server))
+    _crash(server)
+    _forget_row(server, forgotten.sandbox_id)
+    dirs = [server.state_dir, server.run_dir]
+    assert _leftovers(server, "--clean").returncode == 0
+    mounts = [leak for leak in harness.find_leaks(set(), dirs) if leak.startswith("mount ")]
+    assert mounts, "host mounts stay while a sandbox is kept"
+    assert _ids_on_disk(server) == {kept.sandbox_id}
+    cleaned = _leftovers(server, "--clean", "--all")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert harness.find_leaks({forgotten.sandbox_id, kept.sandbox_id}, dirs) == []
+    assert _leftovers(server).stdout == "no leftovers\n"

@@ -194,3 +194,17 @@ async def test_on_exit_reports_an_init_that_dies_but_not_a_stop(runtime: Runtime
         await asyncio.sleep(0.01)
     assert exited == [dying.sandbox_id]
     await runtime.stop(dying.sandbox_id)
+
+
+async def test_usage_of_a_running_sandbox_then_none(runtime: Runtime) -> None:
+    spec = _spec(load_template(TEMPLATES_DIR, "base"))
+    await runtime.start(spec)
+    usage = await runtime.usage(spec.sandbox_id)
+    assert usage is not None
+    assert usage.cpu_usage_ns > 0 and usage.memory_used > 0 and usage.disk_used >= 0
+    assert (usage.oom_kills, usage.pids_max_hits) == (0, 0)
+    if runtime.name == "namespaces":
+        assert usage.memory_limit == spec.limits.memory_mb * 1024 * 1024
+    await runtime.stop(spec.sandbox_id)
+    assert await runtime.usage(spec.sandbox_id) is None
+    assert await runtime.usage(new_sandbox_id()) is None

@@ -16,7 +16,6 @@ import os
 import random
 import shlex
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,14 +68,6 @@ def host_pids_with_cmdline(needle: str) -> list[int]:
         if needle.encode() in cmdline:
             pids.append(int(entry))
     return pids
-
-
-@pytest.fixture(scope="module")
-def host_canary() -> Iterator[Path]:
-    """A host directory that no sandbox may see."""
-    path = Path(tempfile.mkdtemp(prefix="corral-canary-"))
-    yield path
-    path.rmdir()
 
 
 def assert_isolated(sbx: Any, canary: Path) -> None:

@@ -23,9 +23,14 @@ from typing import Protocol
 from corral.agent.errors import (
     AgentError,
     BadAuthorization,
+    FilesystemExhausted,
     InputUnavailable,
+    InvalidPath,
     InvalidProcessRequest,
     InvalidWorkdir,
+    PathExists,
+    PathNotFound,
+    PathPermissionDenied,
     ProcessNotFound,
     SpawnFailed,
     UnknownUser,
@@ -81,6 +86,11 @@ _CODE_BY_ERROR: tuple[tuple[type[AgentError], Code], ...] = (
     (InvalidProcessRequest, Code.INVALID_ARGUMENT),
     (SpawnFailed, Code.INTERNAL),
     (InputUnavailable, Code.FAILED_PRECONDITION),
+    (PathNotFound, Code.NOT_FOUND),
+    (PathExists, Code.ALREADY_EXISTS),
+    (InvalidPath, Code.INVALID_ARGUMENT),
+    (PathPermissionDenied, Code.PERMISSION_DENIED),
+    (FilesystemExhausted, Code.RESOURCE_EXHAUSTED),
 )
 
 
@@ -110,7 +120,9 @@ class CallContext:
     keepalive_interval: float  # seconds from `Keepalive-Ping-Interval`
 
 
-UnaryHandler = Callable[[CallContext, Wire], Wire | Awaitable[Wire]]
+# A unary handler answers a JSON object, or `bytes` already encoded as one (large answers
+# such as `ListDir` encode themselves faster than a generic `json.dumps` of nested dicts).
+UnaryHandler = Callable[[CallContext, Wire], Wire | bytes | Awaitable[Wire]]
 
 
 class ServerStream:
@@ -349,7 +361,10 @@ class _UnaryCall:
         except Exception as exc:
             _send_unary_error(self._response, connect_error_for(exc))
             return
-        if isinstance(result, Mapping):
+        if isinstance(result, bytes):
+            if not self._response.closed:
+                self._response.send(200, result, UNARY_CONTENT_TYPE)
+        elif isinstance(result, Mapping):
             self._reply(result)
         else:
             self._task = self._loop.create_task(self._await_reply(result))

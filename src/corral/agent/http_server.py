@@ -164,12 +164,19 @@ class Response:
         body = json.dumps(value, separators=(",", ":")).encode()
         self.send(status, body, "application/json")
 
-    def start_stream(self, status: int, content_type: str) -> None:
+    def start_stream(
+        self, status: int, content_type: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         """Begin a chunked response; the head goes out with the first chunk."""
         if self._state != self._NEW:
             raise RuntimeError("response already started")
         self._state = self._STREAMING
-        self._pending_head = self._head(status, content_type, b"transfer-encoding: chunked\r\n")
+        extra = b""
+        if headers:
+            extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1")
+        self._pending_head = self._head(
+            status, content_type, extra + b"transfer-encoding: chunked\r\n"
+        )
         self._pending_head += b"\r\n"
 
     def write(self, data: bytes) -> None:
@@ -191,6 +198,11 @@ class Response:
         self._pending_head = b""
         self._state = self._DONE
         self._connection.response_finished(self._exchange)
+
+    def abort(self) -> None:
+        """Drop the connection mid-stream: the client sees a truncated, failed response."""
+        self._state = self._DONE
+        self._connection.abort()
 
     def pause_input(self) -> None:
         """Stop reading from the client (backpressure on a request body)."""
@@ -371,6 +383,11 @@ class HttpConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self._transport is not None and not self.lost:
             self._transport.write(data)
+
+    def abort(self) -> None:
+        if self._transport is not None and not self.lost:
+            self._close_after_response = True
+            self._transport.abort()
 
     def set_input_paused(self, reason: str, paused: bool) -> None:
         """Pause reading while any reason holds (handler backpressure, pipelining)."""

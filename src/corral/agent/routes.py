@@ -1,14 +1,16 @@
 """The agent's HTTP surface: which path goes where, and the access-token rule.
 
     GET  /health                  204, always open (the SDK's liveness probe)
-    /files                        501 JSON for now (upload/download: a later issue); open
+    GET|POST /files               download / upload (`corral.agent.files`): token or signature
     GET  /envs                    200 JSON of the sandbox-wide environment variables
     POST /process.Process/<rpc>   the process service (Connect RPC)
+    POST /filesystem.Filesystem/<rpc>  the filesystem service (Connect RPC)
     POST /<pkg>.<Service>/<rpc>   any other RPC: Connect `unimplemented`
     anything else                 404 JSON
 
 With an access token configured, everything but `GET /health` and `/files` needs
-`X-Access-Token` (protocol doc §7.6), else 401 JSON.
+`X-Access-Token` (protocol doc §7.6), else 401 JSON; `/files` checks its own access (it
+also accepts signed links).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Mapping
 
 from corral.agent.auth import UNAUTHORIZED_MESSAGE, access_token_matches
 from corral.agent.connect_server import Method, open_call, reject_unknown_procedure
+from corral.agent.files import FileTransfers
 from corral.agent.http_server import IGNORE_BODY, RequestHandler, RequestHead, Response
 from corral.protocol.agent_config import AgentConfig
 
@@ -45,8 +48,10 @@ class AgentApp:
         loop: asyncio.AbstractEventLoop,
         config: AgentConfig,
         methods: Mapping[str, Method],
+        files: FileTransfers,
     ) -> None:
         self._loop = loop
+        self._files = files
         self._token = config.access_token
         self._methods = dict(methods)
         self._envs_body = json.dumps(dict(config.env_vars), separators=(",", ":")).encode()
@@ -58,8 +63,7 @@ class AgentApp:
             response.send(204)
             return IGNORE_BODY
         if path == "/files":
-            response.send(501, _error_body(501, "/files is not implemented yet"), _JSON_UTF8)
-            return IGNORE_BODY
+            return self._files.open_request(head, response)
         if self._token and not access_token_matches(head.header("x-access-token"), self._token):
             response.send(401, self._unauthorized, _JSON_UTF8)
             return IGNORE_BODY

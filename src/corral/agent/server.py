@@ -11,6 +11,13 @@ import os
 import signal
 import socket
 
+from corral.agent.files import FileTransfers
+from corral.agent.filesystem_service import (
+    FilesystemService,
+    OwnerNames,
+    WatcherRegistry,
+    filesystem_methods,
+)
 from corral.agent.http_server import HttpConnection
 from corral.agent.process_service import ProcessService, process_methods
 from corral.agent.process_table import ProcessTable
@@ -55,8 +62,11 @@ async def run(
     """Serve on the running loop until SIGTERM/SIGINT or until `stop` is done."""
     loop = asyncio.get_running_loop()
     table = ProcessTable(loop)
-    service = ProcessService(loop=loop, config=config, users=UserDatabase(etc_dir), table=table)
-    app = AgentApp(loop, config, process_methods(service))
+    users = UserDatabase(etc_dir)
+    service = ProcessService(loop=loop, config=config, users=users, table=table)
+    filesystem = FilesystemService(loop, config, users, OwnerNames(etc_dir), WatcherRegistry())
+    methods = {**process_methods(service), **filesystem_methods(filesystem)}
+    app = AgentApp(loop, config, methods, FileTransfers(loop, config, users))
     if stop is None:
         stop = loop.create_future()
 
@@ -76,6 +86,7 @@ async def run(
         await stop
     finally:
         server.close()
+        filesystem.close()
         table.kill_all()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             loop.remove_signal_handler(signum)

@@ -13,6 +13,9 @@ unknown API keys (401) and internal errors (500, no traceback).
 | DELETE /sandboxes/{id}                                   | 204     | 404           |
 | POST /sandboxes/{id}/timeout                             | 204     | 400, 404      |
 | GET /v2/sandboxes (paged), GET /sandboxes                | 200     | 400           |
+| GET /sandboxes/{id}/metrics?start=&end=                  | 200     | 400, 404      |
+| GET /sandboxes/metrics?sandbox_ids=a,b                   | 200     | 400           |
+| GET /sandboxes/{id}/events (Corral extension)            | 200     | 404           |
 | GET /health (no API key needed)                          | 200     |               |
 """
 

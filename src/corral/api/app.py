@@ -23,8 +23,10 @@ from corral.api.errors import (
     http_exception_handler,
     orchestrator_error_handler,
 )
+from corral.api.events import get_sandbox_events
 from corral.api.kill import kill_sandbox
 from corral.api.listing import list_sandboxes, list_sandboxes_v1
+from corral.api.metrics import get_sandbox_metrics, get_sandboxes_metrics
 from corral.api.timeout import set_sandbox_timeout
 from corral.orchestrator import Orchestrator, OrchestratorError
 
@@ -42,7 +44,10 @@ ROUTES = [
     Route("/sandboxes", list_sandboxes_v1, methods=["GET"]),
     Route("/v2/sandboxes/{sandbox_id}/connect", connect_sandbox, methods=["POST"]),
     Route("/sandboxes/{sandbox_id}/connect", connect_sandbox, methods=["POST"]),
+    Route("/sandboxes/metrics", get_sandboxes_metrics, methods=["GET"]),  # before {sandbox_id}
     Route("/sandboxes/{sandbox_id}", get_sandbox, methods=["GET"]),
+    Route("/sandboxes/{sandbox_id}/metrics", get_sandbox_metrics, methods=["GET"]),
+    Route("/sandboxes/{sandbox_id}/events", get_sandbox_events, methods=["GET"]),
     Route("/sandboxes/{sandbox_id}", kill_sandbox, methods=["DELETE"]),
     Route("/sandboxes/{sandbox_id}/timeout", set_sandbox_timeout, methods=["POST"]),
     Route("/health", health, methods=["GET"]),

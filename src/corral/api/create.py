@@ -16,7 +16,8 @@ from corral.api.wire import (
     required_str,
     string_map,
 )
-from corral.orchestrator import CreateSandbox
+from corral.model import LimitOverrides
+from corral.orchestrator import LIMIT_FIELD_NAMES, CreateSandbox
 
 __all__ = ["create_sandbox", "parse_create"]
 
@@ -28,6 +29,10 @@ def parse_create(body: JsonObject) -> CreateSandbox:
     `volumeMounts` (no egress policy or volumes yet; sandboxes have no network). Refused:
     `autoPause: true` and `autoResume.enabled: true` (pausing is not supported yet, and
     silently killing a sandbox that was meant to pause would lose its state).
+
+    Corral extension keys (integers; the E2B SDK never sends them, HTTP clients and
+    `corral sandbox` may): `cpuCount`, `memoryMB`, `diskSizeMB`, `pidsMax`, `openFiles`, named
+    like the fields of `SandboxDetail`. A value above the server's ceiling is a 400.
     """
     template = required_str(body, "templateID")
     timeout = optional_int(body, "timeout")
@@ -46,7 +51,12 @@ def parse_create(body: JsonObject) -> CreateSandbox:
     for name in ("network", "mcp", "iam"):
         if body.get(name) is not None and not isinstance(body[name], dict):
             raise ApiError(400, f"'{name}' must be an object")
-    return CreateSandbox(template=template, timeout=timeout, metadata=metadata, env_vars=env_vars)
+    limits = LimitOverrides(
+        **{name: optional_int(body, key) for name, key in LIMIT_FIELD_NAMES.items()}
+    )
+    return CreateSandbox(
+        template=template, timeout=timeout, metadata=metadata, env_vars=env_vars, limits=limits
+    )
 
 
 async def create_sandbox(request: Request) -> Response:

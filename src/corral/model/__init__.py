@@ -4,6 +4,7 @@ Nothing in this package imports anything else from `corral`.
 """
 
 from corral.model.ids import new_access_token, new_sandbox_id, valid_sandbox_id
+from corral.model.limits import LIMIT_KEYS, LimitOverrides, parse_limit_overrides
 from corral.model.sandbox import (
     Limits,
     SandboxRecord,
@@ -13,6 +14,8 @@ from corral.model.sandbox import (
 )
 
 __all__ = [
+    "LIMIT_KEYS",
+    "LimitOverrides",
     "Limits",
     "SandboxRecord",
     "SandboxSpec",
@@ -20,5 +23,6 @@ __all__ = [
     "TemplateRef",
     "new_access_token",
     "new_sandbox_id",
+    "parse_limit_overrides",
     "valid_sandbox_id",
 ]

@@ -6,6 +6,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from corral.model.limits import LimitOverrides
+
 __all__ = ["Limits", "SandboxRecord", "SandboxSpec", "SandboxState", "TemplateRef"]
 
 
@@ -22,9 +24,15 @@ class Limits:
     """Resource limits applied to every process of one sandbox."""
 
     cpu_count: int = 2
+    """CPUs worth of time per scheduling period (a CFS quota, not pinned cores)."""
     memory_mb: int = 1024
+    """Hard memory limit (swap included where the host accounts it)."""
     pids_max: int = 1024
+    """Processes and threads together."""
     disk_mb: int = 10240
+    """Size limit of the writable layer (a btrfs qgroup, see `_linux/disk_quota.py`)."""
+    open_files: int = 1024
+    """RLIMIT_NOFILE of every process (soft and hard)."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,8 @@ class TemplateRef:
     default_user: str = "user"
     default_workdir: str = "/home/user"
     alias: str | None = None
+    limits: LimitOverrides = LimitOverrides()
+    """The template's default limits (a recipe's `LIMITS` line); unset ones are the server's."""
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,18 @@ from corral.orchestrator.errors import (
     TemplateNotFound,
 )
 from corral.orchestrator.index import SandboxRoute
+from corral.orchestrator.limits import LIMIT_FIELD_NAMES, LimitPolicy
 from corral.orchestrator.orchestrator import Orchestrator
 from corral.orchestrator.reconcile import ReconcileReport
 from corral.orchestrator.settings import OrchestratorSettings
 from corral.orchestrator.templates import TemplateCatalog
 
 __all__ = [
+    "LIMIT_FIELD_NAMES",
     "CapacityExceeded",
     "CreateSandbox",
     "InvalidArgument",
+    "LimitPolicy",
     "Orchestrator",
     "OrchestratorError",
     "OrchestratorSettings",

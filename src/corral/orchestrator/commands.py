@@ -6,19 +6,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from corral.model import SandboxRecord
+from corral.model import LimitOverrides, SandboxRecord
 
 __all__ = ["CreateSandbox", "SandboxPage", "SandboxQuery"]
 
 
 @dataclass(frozen=True)
 class CreateSandbox:
-    """Bring up one sandbox of `template` for `timeout` seconds (None = server default)."""
+    """Bring up one sandbox of `template` for `timeout` seconds (None = server default).
+
+    `limits` holds the resource limits the client asked for; the rest come from the template
+    and the server (`orchestrator.limits.resolve_limits`).
+    """
 
     template: str
     timeout: float | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     env_vars: Mapping[str, str] = field(default_factory=dict)
+    limits: LimitOverrides = LimitOverrides()
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,12 @@ from corral.orchestrator.errors import (
     ShuttingDown,
 )
 from corral.orchestrator.index import LiveIndex, SandboxRoute
+from corral.orchestrator.limits import resolve_limits
 from corral.orchestrator.listing import select_page
 from corral.orchestrator.reconcile import ReconcileReport, plan_reconciliation
 from corral.orchestrator.settings import OrchestratorSettings
 from corral.orchestrator.slots import UidSlots, uid_base_of_slot
+from corral.orchestrator.telemetry import Telemetry
 from corral.orchestrator.templates import TemplateCatalog
 from corral.orchestrator.validation import check_env_vars, check_metadata, check_timeout
 from corral.runtime import Runtime, RuntimeError_
@@ -76,10 +78,19 @@ class Orchestrator:
         self._background: set[asyncio.Task[None]] = set()
         self._removal_listeners: list[RemovalListener] = []
         self._closing = False
+        self._telemetry = Telemetry(
+            runtime, store, interval=self._settings.metrics_interval, clock=clock
+        )
+        self.add_removal_listener(self._telemetry.forget)
 
     @property
     def settings(self) -> OrchestratorSettings:
         return self._settings
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Metrics and limit events of sandboxes."""
+        return self._telemetry
 
     # -- lifecycle of the orchestrator itself ----------------------------------------------
 
@@ -87,11 +98,14 @@ class Orchestrator:
         """Open the runtime and reconcile it with the store (see `reconcile`)."""
         self._runtime.on_exit(self._on_sandbox_died)
         await self._runtime.open()
-        return await self.reconcile()
+        report = await self.reconcile()
+        self._telemetry.open()
+        return report
 
     async def close(self) -> None:
         """Stop every sandbox (waiting for creations in flight), then close the runtime."""
         self._closing = True
+        await self._telemetry.close()
         deadline = time.monotonic() + _CLOSE_WAIT_FOR_STARTS
         while self._starting and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
@@ -117,6 +131,7 @@ class Orchestrator:
             self._slots.claim(adoption.slot)
             self._index.add(record, adoption.sandbox.agent_socket, adoption.slot)
             self._deadlines.set(record.sandbox_id, record.end_at)
+            self._telemetry.track(record.sandbox_id, record.limits, record.started_at, adopted=True)
         stopped: list[str] = []
         for sandbox_id in plan.stop:
             try:
@@ -147,6 +162,7 @@ class Orchestrator:
         check_metadata(command.metadata, settings)
         check_env_vars(command.env_vars, settings)
         template = self._templates.load(command.template)
+        limits = resolve_limits(command.limits, template.limits, settings.limits)
         slot = self._slots.allocate_nowait()
         if slot is None:
             raise CapacityExceeded(
@@ -163,7 +179,7 @@ class Orchestrator:
             uid_base=uid_base_of_slot(slot),
             started_at=now,
             end_at=now + timeout,
-            limits=settings.limits,
+            limits=limits,
             env_vars=dict(command.env_vars),
             metadata=dict(command.metadata),
         )
@@ -212,6 +228,7 @@ class Orchestrator:
             await self._kill_nowait_missing(sandbox_id)
             raise ShuttingDown("the server is shutting down")
         self._deadlines.set(sandbox_id, record.end_at)
+        self._telemetry.track(sandbox_id, record.limits, record.started_at)
         log.debug("sandbox %s started from template %s", sandbox_id, template.template_id)
         return record
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from corral.model import Limits
+from corral.orchestrator.limits import LimitPolicy
 
 __all__ = ["OrchestratorSettings"]
 
@@ -21,8 +21,10 @@ class OrchestratorSettings:
     """Lower bound for any timeout (the API only passes whole seconds; tests go lower)."""
     max_sandboxes: int = 1000
     """Concurrent sandboxes; each takes one uid slot. pid_max (32768) is the real ceiling."""
-    limits: Limits = field(default_factory=Limits)
-    """Resource limits of every sandbox."""
+    limits: LimitPolicy = field(default_factory=LimitPolicy)
+    """Default and maximum resource limits of a sandbox (see `orchestrator.limits`)."""
+    metrics_interval: float = 5.0
+    """Seconds between two usage samples of each sandbox (metrics and limit events)."""
     max_map_entries: int = 128
     """Entries in `metadata` or `envVars`."""
     max_key_bytes: int = 256

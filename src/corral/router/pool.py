@@ -9,11 +9,23 @@ abort them all the moment the sandbox is killed.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 __all__ = ["AgentConnection", "AgentPool"]
 
 _READ_LIMIT = 1 << 20
+# Request bodies towards the agent (uploads): a 1 MiB socket buffer and write high-water
+# mark let the server move a body in a few large steps instead of many 200 KiB ones (the
+# default unix socket buffer), which halves context switches between server and agent.
+_SEND_BUFFER = 1 << 20
+
+
+def _widen_send_buffer(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
+    writer.transport.set_write_buffer_limits(high=_SEND_BUFFER)
 
 
 class AgentConnection:
@@ -62,6 +74,7 @@ class AgentPool:
                     return conn, True
                 conn.abort()
         reader, writer = await asyncio.open_unix_connection(socket_path, limit=_READ_LIMIT)
+        _widen_send_buffer(writer)
         conn = AgentConnection(sandbox_id, reader, writer)
         self._active.setdefault(sandbox_id, set()).add(conn)
         return conn, False

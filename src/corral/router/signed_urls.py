@@ -2,18 +2,17 @@
 
 A signed link carries no sandbox id: the signature is recomputed with each running
 sandbox's access token until one matches (tokens are per sandbox, so at most one does).
-Comparison is constant-time. Expiry and the token itself are checked again by the agent.
+Comparison is constant-time; the signature is defined once, in `corral.protocol.signing`.
+Expiry and the token itself are checked again by the agent.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+from corral.protocol.signing import compute_signature, signature_matches, signed_operation
 from corral.router.directory import RoutableSandbox
 
 __all__ = ["SignedFileRequest", "compute_signature", "match_signed_request", "parse_signed_request"]
@@ -29,24 +28,16 @@ class SignedFileRequest:
     expiration: str | None
 
 
-def compute_signature(
-    path: str, operation: str, username: str, access_token: str, expiration: str | None
-) -> str:
-    """`v1_` + unpadded standard base64 of sha256 of `path:op:user:token[:expiration]`."""
-    payload = f"{path}:{operation}:{username}:{access_token}"
-    if expiration is not None:
-        payload = f"{payload}:{expiration}"
-    digest = hashlib.sha256(payload.encode("utf-8")).digest()
-    return "v1_" + base64.b64encode(digest).decode().rstrip("=")
-
-
 def parse_signed_request(method: str, query_string: bytes) -> SignedFileRequest | None:
     """The signed-link parameters of a `/files` request, or None if it has no signature."""
-    params = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
+    # surrogateescape: a non-UTF-8 path signs (and resolves, in the agent) byte for byte.
+    params = parse_qs(
+        query_string.decode("latin-1"), keep_blank_values=True, errors="surrogateescape"
+    )
     signature = params.get("signature")
     if not signature:
         return None
-    operation = {"GET": "read", "POST": "write"}.get(method, "")
+    operation = signed_operation(method) or ""
     expiration = params.get("signature_expiration")
     return SignedFileRequest(
         path=params.get("path", [""])[0],
@@ -63,15 +54,14 @@ def match_signed_request(
     """The sandbox whose token reproduces `request.signature`, or None."""
     if not request.operation:
         return None
-    given = request.signature.encode()
     for sandbox in sandboxes:
-        expected = compute_signature(
+        if signature_matches(
+            request.signature,
             request.path,
             request.operation,
             request.username,
             sandbox.access_token,
             request.expiration,
-        )
-        if hmac.compare_digest(expected.encode(), given):
+        ):
             return sandbox
     return None

@@ -16,6 +16,7 @@ from corral.runtime.base import (
     Runtime,
     RuntimeError_,
     SandboxStartError,
+    UsageSample,
     check_run_dir,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "Runtime",
     "RuntimeError_",
     "SandboxStartError",
+    "UsageSample",
     "check_run_dir",
 ]

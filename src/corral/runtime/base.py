@@ -17,6 +17,7 @@ __all__ = [
     "Runtime",
     "RuntimeError_",
     "SandboxStartError",
+    "UsageSample",
     "check_run_dir",
 ]
 
@@ -62,6 +63,31 @@ class LiveSandbox:
     init_pid: int
 
 
+@dataclass(frozen=True)
+class UsageSample:
+    """What one sandbox uses right now, read from the host (cgroups and its disk).
+
+    Counters (`cpu_usage_ns`, `oom_kills`, `pids_max_hits`, `throttled_*`) are cumulative
+    since the sandbox started; the rest are current levels. Memory and disk are in bytes;
+    `memory_used` excludes the page cache (`memory_cache`). A limit of 0 means unknown.
+    """
+
+    cpu_usage_ns: int
+    memory_used: int
+    memory_cache: int
+    memory_limit: int
+    disk_used: int
+    disk_limit: int
+    oom_kills: int
+    """Processes killed by the out-of-memory killer because of the memory limit."""
+    pids_max_hits: int
+    """Forks refused because the sandbox reached its process limit."""
+    throttled_periods: int
+    """Scheduler periods in which the sandbox used up its CPU quota and had to wait."""
+    throttled_ns: int
+    """Total time the sandbox's processes waited because of the CPU quota."""
+
+
 class Runtime(Protocol):
     """Makes and destroys isolation boundaries with an agent inside.
 
@@ -88,6 +114,9 @@ class Runtime(Protocol):
 
     async def sweep(self, keep: set[str]) -> list[str]:
         """Remove every leftover not in `keep`; return the ids removed."""
+
+    async def usage(self, sandbox_id: str) -> UsageSample | None:
+        """Resource use and limit-hit counters of a running sandbox; None if it is gone."""
 
     def on_exit(self, listener: Callable[[str], None]) -> None:
         """Call `listener(sandbox_id)` when a started or found sandbox dies by itself

@@ -34,7 +34,8 @@ from pathlib import Path
 
 from corral.model import SandboxSpec
 from corral.protocol import AgentConfig
-from corral.runtime.base import LiveSandbox, SandboxStartError, check_run_dir
+from corral.runtime._linux.disk_usage import tree_bytes
+from corral.runtime.base import LiveSandbox, SandboxStartError, UsageSample, check_run_dir
 from corral.runtime.exits import ExitListener, ExitWatcher
 
 __all__ = ["FakeRuntime"]
@@ -151,6 +152,28 @@ class FakeRuntime:
         for root in (self._run_root, self._state_root):
             shutil.rmtree(root / sandbox_id, ignore_errors=True)
 
+    async def usage(self, sandbox_id: str) -> UsageSample | None:
+        """CPU and resident memory of the agent's process tree, bytes under its home; no
+        limits exist, so limits and limit-hit counters are 0."""
+        child = self._children.get(sandbox_id)
+        pid = child.pid if child is not None else self._verified_pid(sandbox_id)
+        if pid is None or child is not None and child.poll() is not None:
+            return None
+        tree = [pid, *_descendants(pid)]
+        home = str(self._state_root / sandbox_id / "home")
+        return UsageSample(
+            cpu_usage_ns=sum(_cpu_ns(p, with_children=p == pid) for p in tree),
+            memory_used=sum(_resident_bytes(p) for p in tree),
+            memory_cache=0,
+            memory_limit=0,
+            disk_used=await asyncio.to_thread(tree_bytes, home),
+            disk_limit=0,
+            oom_kills=0,
+            pids_max_hits=0,
+            throttled_periods=0,
+            throttled_ns=0,
+        )
+
     async def live(self) -> list[LiveSandbox]:
         found: list[LiveSandbox] = []
         if not self._run_root.is_dir():
@@ -225,6 +248,24 @@ def _stat_fields(pid: int) -> list[str]:
 def _start_time(pid: int) -> int | None:
     fields = _stat_fields(pid)
     return int(fields[19]) if len(fields) > 19 else None
+
+
+_TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _cpu_ns(pid: int, *, with_children: bool) -> int:
+    """utime + stime (+ cutime + cstime of reaped children) of `pid`, in ns."""
+    fields = _stat_fields(pid)
+    if len(fields) < 15:
+        return 0
+    ticks = fields[11:15] if with_children else fields[11:13]
+    return sum(int(t) for t in ticks) * _TICK_NS
+
+
+def _resident_bytes(pid: int) -> int:
+    statm = _read_bytes(f"/proc/{pid}/statm").split()
+    return int(statm[1]) * _PAGE if len(statm) > 1 else 0
 
 
 def _descendants(root: int) -> list[int]:

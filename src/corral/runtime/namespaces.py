@@ -20,16 +20,19 @@ from typing import Any
 
 from corral.model import SandboxSpec
 from corral.protocol import AgentConfig
+from corral.runtime._linux.cgroup_stats import read_cgroup_usage
 from corral.runtime._linux.cgroups import (
     CgroupLayout,
     detect_layout,
     favor_dynamic_changes,
     release_dynamic_changes,
 )
+from corral.runtime._linux.disk_quota import StoragePool, remove_volume, volume_usage
 from corral.runtime.base import (
     LauncherUnavailable,
     LiveSandbox,
     SandboxStartError,
+    UsageSample,
     check_run_dir,
 )
 from corral.runtime.exits import ExitListener, ExitWatcher
@@ -48,8 +51,20 @@ class NamespacesRuntime:
 
     name = "namespaces"
 
-    def __init__(self, state_dir: Path, run_dir: Path, *, start_timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        run_dir: Path,
+        *,
+        start_timeout: float = 15.0,
+        disk_pool_mb: int = 0,
+    ) -> None:
         self.sandboxes_state = Path(state_dir) / "sandboxes"
+        # Every sandbox's writable layer is a quota-limited volume of this pool, which is
+        # mounted on `sandboxes_state` (disk_pool_mb 0: half the host's free space).
+        self.disk_pool = StoragePool(
+            Path(state_dir) / "disk-pool.img", self.sandboxes_state, disk_pool_mb
+        )
         check_run_dir(Path(run_dir))
         self.sandboxes_run = Path(run_dir) / "sandboxes"
         self.favordynmods_mount = Path(run_dir) / "cgroup-favordynmods"
@@ -74,12 +89,21 @@ class NamespacesRuntime:
         if os.geteuid() != 0:
             raise LauncherUnavailable("the namespaces runtime must run as root")
         self.layout.ensure_parents()
-        for d in (self.sandboxes_state, self.sandboxes_run):
-            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.sandboxes_run.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            await self.disk_pool.open()
+        except OSError as exc:
+            raise LauncherUnavailable(f"the disk pool is unavailable: {exc}") from exc
         if not self.layout.is_pure_v2 and not favor_dynamic_changes(self.favordynmods_mount):
             log.warning("cgroup favordynmods unavailable: creates may wait ~20 ms for RCU")
         self._closing = False
-        await self._start_launcher()
+        try:
+            await self._start_launcher()
+        except BaseException:
+            # No server will run to undo the host mounts: undo them now.
+            release_dynamic_changes(self.favordynmods_mount)
+            self.disk_pool.close()
+            raise
 
     async def _start_launcher(self) -> None:
         self._launcher = await asyncio.create_subprocess_exec(
@@ -112,6 +136,7 @@ class NamespacesRuntime:
             await self._reader
         self._fail_waiting("launcher closed")
         release_dynamic_changes(self.favordynmods_mount)
+        self.disk_pool.close()
         self._exits.close()
 
     async def start(self, spec: SandboxSpec) -> LiveSandbox:
@@ -125,6 +150,7 @@ class NamespacesRuntime:
                 "memory_mb": spec.limits.memory_mb,
                 "pids_max": spec.limits.pids_max,
                 "disk_mb": spec.limits.disk_mb,
+                "open_files": spec.limits.open_files,
             },
             "hostname": spec.hostname,
             "state_dir": str(self.sandboxes_state / spec.sandbox_id),
@@ -136,6 +162,11 @@ class NamespacesRuntime:
         except TimeoutError:
             await self.stop(spec.sandbox_id)
             raise SandboxStartError("the sandbox did not start in time") from None
+        except LauncherUnavailable:
+            # The launcher died mid-create (its setup process dies with it): remove what
+            # was made so far, or it stays until the next start-up sweep.
+            await self.stop(spec.sandbox_id)
+            raise
         if not reply.get("ok"):
             await self.stop(spec.sandbox_id)
             raise SandboxStartError(f"the sandbox could not be started: {reply.get('error')}")
@@ -158,7 +189,10 @@ class NamespacesRuntime:
         shutil.rmtree(self.sandboxes_run / sandbox_id, ignore_errors=True)
         state = self.sandboxes_state / sandbox_id
         if state.exists():
-            await asyncio.to_thread(shutil.rmtree, state, True)
+            try:
+                await asyncio.to_thread(remove_volume, str(state))
+            except OSError:
+                log.exception("could not remove the writable layer of sandbox %s", sandbox_id)
 
     async def live(self) -> list[LiveSandbox]:
         found = []
@@ -173,6 +207,29 @@ class NamespacesRuntime:
 
     def on_exit(self, listener: ExitListener) -> None:
         self._exits.set_listener(listener)
+
+    async def usage(self, sandbox_id: str) -> UsageSample | None:
+        cgroup = read_cgroup_usage(self.layout, sandbox_id)
+        if cgroup is None:
+            return None
+        disk_used, disk_limit = await self._disk_usage(sandbox_id)
+        return UsageSample(
+            cpu_usage_ns=cgroup.cpu_usage_ns,
+            memory_used=cgroup.memory_used,
+            memory_cache=cgroup.memory_cache,
+            memory_limit=cgroup.memory_limit,
+            disk_used=disk_used,
+            disk_limit=disk_limit,
+            oom_kills=cgroup.oom_kills,
+            pids_max_hits=cgroup.pids_max_hits,
+            throttled_periods=cgroup.throttled_periods,
+            throttled_ns=cgroup.throttled_ns,
+        )
+
+    async def _disk_usage(self, sandbox_id: str) -> tuple[int, int]:
+        """(used, limit) bytes of the sandbox's writable layer, from its volume's qgroup
+        (as of btrfs's last transaction commit); (0, 0) if it has no volume."""
+        return volume_usage(str(self.sandboxes_state / sandbox_id)) or (0, 0)
 
     async def sweep(self, keep: set[str]) -> list[str]:
         removed = sorted(self._owned_ids() - keep)

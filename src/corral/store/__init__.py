@@ -10,15 +10,22 @@ Error hierarchy::
     ├── DuplicateSandbox     insert of an id that already has a row
     ├── UnknownSandbox       update of an id that has no row
     └── SchemaMismatch       the database was written by an incompatible version
+
+Besides sandbox rows, a store keeps `LimitEvent`s (a sandbox hit its memory, process, CPU
+or disk limit) for a while after their sandbox is gone.
 """
 
 from corral.store.base import DuplicateSandbox, SchemaMismatch, Store, StoreError, UnknownSandbox
+from corral.store.events import EVENTS_PER_SANDBOX, LimitEvent, LimitKind
 from corral.store.memory import MemoryStore
 from corral.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 __all__ = [
+    "EVENTS_PER_SANDBOX",
     "SCHEMA_VERSION",
     "DuplicateSandbox",
+    "LimitEvent",
+    "LimitKind",
     "MemoryStore",
     "SchemaMismatch",
     "SqliteStore",

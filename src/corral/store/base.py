@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from corral.model import SandboxRecord
+from corral.store.events import LimitEvent
 
 __all__ = ["DuplicateSandbox", "SchemaMismatch", "Store", "StoreError", "UnknownSandbox"]
 
@@ -26,7 +28,8 @@ class SchemaMismatch(StoreError):
 
 
 class Store(Protocol):
-    """Sandbox rows keyed by sandbox id. Calls are synchronous and fast (local, WAL).
+    """Sandbox rows keyed by sandbox id, plus the limit events of sandboxes (also of
+    removed ones, for a while). Calls are synchronous and fast (local, WAL).
 
     Every call is made from the server's event-loop thread; a store need not be thread-safe.
     """
@@ -45,6 +48,16 @@ class Store(Protocol):
 
     def all(self) -> list[SandboxRecord]:
         """Every row, oldest first."""
+
+    def add_limit_events(self, events: Sequence[LimitEvent]) -> None:
+        """Append events; keep only the newest `EVENTS_PER_SANDBOX` of each sandbox. Events
+        outlive their sandbox's row (they are history, removed by `prune_limit_events`)."""
+
+    def limit_events(self, sandbox_id: str) -> list[LimitEvent]:
+        """The kept events of `sandbox_id`, oldest first (empty if none)."""
+
+    def prune_limit_events(self, before: float) -> int:
+        """Delete events older than unix time `before`; return how many were deleted."""
 
     def close(self) -> None:
         """Release the backing resources. The store is unusable afterwards."""

@@ -1,8 +1,11 @@
 """`SqliteStore`: the embedded default store (stdlib `sqlite3`, WAL, `synchronous=NORMAL`).
 
-One table, `sandboxes`, one row per sandbox. The schema version lives in
+Table `sandboxes` holds one row per sandbox; `limit_events` the limit events of sandboxes,
+including removed ones (capped per sandbox, pruned by age). The schema version lives in
 `PRAGMA user_version`; opening a database written by a newer schema raises `SchemaMismatch`
-instead of guessing. The file holds access tokens, so it is created mode 0600.
+instead of guessing. Tables added later without changing existing ones (`limit_events`) are
+made with `CREATE TABLE IF NOT EXISTS` at every open, so older files gain them and keep
+their version. The file holds access tokens, so it is created mode 0600.
 
 WAL with `synchronous=NORMAL` keeps a committed row across a process crash (only an OS
 crash can lose the last transactions), at a few tens of microseconds per write.
@@ -13,12 +16,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from corral.model import Limits, SandboxRecord, SandboxState
 from corral.store.base import DuplicateSandbox, SchemaMismatch, StoreError, UnknownSandbox
+from corral.store.events import EVENTS_PER_SANDBOX, LimitEvent, LimitKind
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -40,6 +44,21 @@ CREATE TABLE sandboxes (
     agent_pid    INTEGER
 ) WITHOUT ROWID
 """
+
+_ADDED_TABLES = (
+    """
+    CREATE TABLE IF NOT EXISTS limit_events (
+        id         INTEGER PRIMARY KEY,
+        sandbox_id TEXT NOT NULL,
+        timestamp  REAL NOT NULL,
+        kind       TEXT NOT NULL,
+        detail     TEXT NOT NULL,
+        count      INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS limit_events_of_sandbox ON limit_events (sandbox_id, id)",
+    "CREATE INDEX IF NOT EXISTS limit_events_by_time ON limit_events (timestamp)",
+)
 
 _COLUMNS = (
     "sandbox_id, template_id, alias, state, access_token, uid_base, started_at, end_at, "
@@ -71,16 +90,17 @@ class SqliteStore:
 
     def _migrate(self) -> None:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
-        if version == SCHEMA_VERSION:
-            return
-        if version != 0:
+        if version not in (0, SCHEMA_VERSION):
             raise SchemaMismatch(
                 f"state database {self._path} has schema version {version}; "
                 f"this corral reads version {SCHEMA_VERSION}"
             )
         with self._transaction():
-            self._db.execute(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if version == 0:
+                self._db.execute(_SCHEMA)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            for statement in _ADDED_TABLES:
+                self._db.execute(statement)
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
@@ -135,6 +155,47 @@ class SqliteStore:
             raise StoreError(f"cannot read sandboxes: {exc}") from exc
         return [_from_row(row) for row in rows]
 
+    def add_limit_events(self, events: Sequence[LimitEvent]) -> None:
+        try:
+            with self._transaction():
+                self._db.executemany(
+                    "INSERT INTO limit_events (sandbox_id, timestamp, kind, detail, count) "
+                    "VALUES (?,?,?,?,?)",
+                    [(e.sandbox_id, e.timestamp, e.kind.value, e.detail, e.count) for e in events],
+                )
+                for sandbox_id in {e.sandbox_id for e in events}:
+                    self._db.execute(
+                        "DELETE FROM limit_events WHERE sandbox_id=? AND id <= ("
+                        "SELECT id FROM limit_events WHERE sandbox_id=? "
+                        "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        (sandbox_id, sandbox_id, EVENTS_PER_SANDBOX),
+                    )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot record limit events: {exc}") from exc
+
+    def limit_events(self, sandbox_id: str) -> list[LimitEvent]:
+        try:
+            rows = self._db.execute(
+                "SELECT timestamp, kind, detail, count FROM limit_events WHERE sandbox_id=? "
+                "ORDER BY timestamp, id",
+                (sandbox_id,),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read limit events of sandbox {sandbox_id}: {exc}") from exc
+        known = {kind.value: kind for kind in LimitKind}
+        return [
+            LimitEvent(sandbox_id, float(ts), known[kind], detail, int(count))
+            for ts, kind, detail, count in rows
+            if kind in known  # a newer corral may record kinds this one does not know
+        ]
+
+    def prune_limit_events(self, before: float) -> int:
+        try:
+            cursor = self._db.execute("DELETE FROM limit_events WHERE timestamp < ?", (before,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot prune limit events: {exc}") from exc
+        return cursor.rowcount
+
     def close(self) -> None:
         self._db.close()
 
@@ -169,6 +230,7 @@ def _to_row(record: SandboxRecord) -> tuple[Any, ...]:
                 "memory_mb": limits.memory_mb,
                 "pids_max": limits.pids_max,
                 "disk_mb": limits.disk_mb,
+                "open_files": limits.open_files,
             }
         ),
         json.dumps(dict(record.env_vars)),
@@ -192,7 +254,7 @@ def _from_row(row: tuple[Any, ...]) -> SandboxRecord:
         meta,
         pid,
     ) = row
-    raw_limits: Mapping[str, int] = json.loads(limits)
+    raw_limits: Mapping[str, int] = json.loads(limits)  # older rows lack open_files: default
     return SandboxRecord(
         sandbox_id=sandbox_id,
         template_id=template_id,

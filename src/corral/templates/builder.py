@@ -184,6 +184,7 @@ def build_template(
                 user=recipe.user or defaults.user,
                 workdir=recipe.workdir or defaults.workdir,
                 env={**defaults.env, **dict(recipe.env)},
+                limits=recipe.limits.over(defaults.limits),
                 created_at=utc_timestamp(time.time()),
             ),
             rebuilt=bool(built),

@@ -3,7 +3,11 @@
 A manifest names the template's layers bottom first and its sandbox defaults::
 
     {"name": "base", "layers": ["<layer-id>", ...], "user": "user",
-     "workdir": "/home/user", "env": {}, "created_at": "2025-01-01T00:00:00Z"}
+     "workdir": "/home/user", "env": {}, "created_at": "2025-01-01T00:00:00Z",
+     "limits": "cpu=1 memory=512"}
+
+`limits` (optional; the text of a recipe's `LIMITS` line) holds the template's default
+resource limits; absent keys are the server's.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from corral.model import TemplateRef
+from corral.model import LimitOverrides, TemplateRef, parse_limit_overrides
 from corral.templates.atomic_file import write_json_atomically
 from corral.templates.errors import TemplateCorrupt, TemplateNotFound
 from corral.templates.layers import LayerStore, valid_layer_id
@@ -46,9 +50,10 @@ class TemplateManifest:
     workdir: str = "/home/user"
     env: Mapping[str, str] = field(default_factory=dict)
     created_at: str = ""
+    limits: LimitOverrides = LimitOverrides()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "name": self.name,
             "layers": list(self.layers),
             "user": self.user,
@@ -56,6 +61,9 @@ class TemplateManifest:
             "env": dict(self.env),
             "created_at": self.created_at,
         }
+        if self.limits != LimitOverrides():
+            body["limits"] = self.limits.to_text()
+        return body
 
     @classmethod
     def from_json(cls, raw: Any) -> TemplateManifest:
@@ -78,6 +86,7 @@ class TemplateManifest:
             workdir=str(raw.get("workdir", "/home/user")),
             env={str(k): str(v) for k, v in env.items()},
             created_at=str(raw.get("created_at", "")),
+            limits=parse_limit_overrides(str(raw.get("limits", ""))),
         )
 
     def to_ref(self, templates_dir: Path) -> TemplateRef:
@@ -89,6 +98,7 @@ class TemplateManifest:
             default_user=self.user,
             default_workdir=self.workdir,
             alias=self.name,
+            limits=self.limits,
         )
 
 

@@ -10,9 +10,12 @@ continues on the next; ``#`` starts a comment line)::
     RUN shell command                   # one new layer: /bin/sh -c in a chroot, as root
     USER user                           # the template's default user (metadata only)
     WORKDIR /home/user                  # the template's default workdir (metadata only)
+    LIMITS cpu=1 memory=512 disk=2048   # default resource limits of its sandboxes (any of
+                                        # cpu, memory MiB, disk MiB, pids, nofile; metadata)
 
-Unlike a Dockerfile, USER and WORKDIR only set the sandbox defaults: RUN always runs as root
-in `/`. Parsing is pure; nothing here touches the disk except `shipped_recipe`.
+Unlike a Dockerfile, USER, WORKDIR and LIMITS only set the sandbox defaults (a later LIMITS
+line overrides the keys it names; a template `FROM` another inherits its limits): RUN always
+runs as root in `/`. Parsing is pure; nothing here touches the disk except `shipped_recipe`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
+from corral.model import LimitOverrides, parse_limit_overrides
 from corral.templates.errors import RecipeError, RecipeNotFound
 
 __all__ = [
@@ -98,6 +102,7 @@ class Recipe:
     user: str | None = None
     workdir: str | None = None
     env: tuple[tuple[str, str], ...] = ()
+    limits: LimitOverrides = LimitOverrides()
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -131,6 +136,7 @@ class _Parser:
         self.env: dict[str, str] = {}
         self.user: str | None = None
         self.workdir: str | None = None
+        self.limits = LimitOverrides()
 
     def error(self, message: str, line: int) -> RecipeError:
         return RecipeError(message, line=line, source=self.source)
@@ -146,6 +152,7 @@ class _Parser:
             "RUN": self.run,
             "USER": self.user_,
             "WORKDIR": self.workdir_,
+            "LIMITS": self.limits_,
         }.get(keyword.upper())
         if handler is None:
             raise self.error(f"unknown directive {keyword!r}", number)
@@ -213,6 +220,15 @@ class _Parser:
             raise self.error("WORKDIR must be an absolute path", number)
         self.workdir = rest
 
+    def limits_(self, number: int, rest: str) -> None:
+        try:
+            limits = parse_limit_overrides(rest)
+        except ValueError as exc:
+            raise self.error(f"LIMITS: {exc}", number) from exc
+        if not any(True for _ in limits.items()):
+            raise self.error("LIMITS needs at least one key=value", number)
+        self.limits = limits.over(self.limits)
+
     def finish(self) -> Recipe:
         if self.base is None:
             raise RecipeError("a recipe needs a FROM line", source=self.source)
@@ -227,6 +243,7 @@ class _Parser:
             user=self.user,
             workdir=self.workdir,
             env=tuple(self.env.items()),
+            limits=self.limits,
         )
 
 

@@ -7,6 +7,7 @@ endpoint, success and error paths, and checks nothing was imported.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import socket
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from corral.protocol.connect import Code, ConnectError
 from corral.protocol.process_messages import StartEvent
+from corral.protocol.signing import compute_signature
 
 from .harness import AgentProcess, b64, bash
 
@@ -50,17 +52,42 @@ def blocked_agent(tmp_path_factory: pytest.TempPathFactory) -> AgentProcess:
     assert survivors == []
 
 
+def _drive_files(agent: AgentProcess) -> None:
+    """Every /files path: multipart, octet-stream, gzip both ways, metadata, signed links."""
+    http, token = agent.client.http, agent.config.access_token
+    auth = {"x-access-token": token}
+    target = f"{agent.socket_path}.d/f.txt"
+    up = http.post("/files", params={"path": target}, files={"file": ("f", b"x")}, headers=auth)
+    assert up.status_code == 200, up.text
+    octet = {**auth, "content-type": "application/octet-stream", "content-encoding": "gzip"}
+    body = gzip.compress(b"y" * 1000)
+    gz = http.post("/files", params={"path": target}, content=body, headers=octet)
+    assert gz.status_code == 200, gz.text
+    metadata = {**octet, "x-metadata-k": "v"}
+    bad = http.post("/files", params={"path": target}, content=b"not gzip", headers=metadata)
+    assert bad.status_code == 400
+    assert http.get("/files", params={"path": target}, headers=auth).status_code == 200
+    gz_headers = {**auth, "accept-encoding": "gzip"}
+    assert http.get("/files", params={"path": target}, headers=gz_headers).status_code == 200
+    signature = compute_signature(target, "read", "", token, "9999999999")
+    signed = {"path": target, "signature": signature, "signature_expiration": "9999999999"}
+    assert http.get("/files", params=signed).status_code == 200
+    assert http.get("/files", params={**signed, "signature": "v1_x"}).status_code == 401
+    assert http.get("/files", params={"path": "/no/such"}, headers=auth).status_code == 404
+    assert http.put("/files", headers=auth).status_code == 405
+
+
 def _drive_everything(agent: AgentProcess) -> None:
     client = agent.client
     # plain endpoints
     assert client.http.get("/health").status_code == 204
     assert client.http.get("/envs", headers=client.headers()).status_code == 200
     assert client.http.get("/envs").status_code == 401
-    assert client.http.get("/files").status_code == 501
+    _drive_files(agent)
     assert client.http.get("/nope", headers=client.headers()).status_code == 404
     assert (
         client.http.post(
-            "/filesystem.Filesystem/Stat",
+            "/filesystem.Filesystem/NoSuchCall",
             content=b"{}",
             headers=client.headers(content_type="application/json"),
         ).status_code

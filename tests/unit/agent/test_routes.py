@@ -52,12 +52,12 @@ def test_access_token_required(
     assert response.json() == UNAUTHORIZED
 
 
-def test_files_is_open_and_not_implemented(client: AgentClient) -> None:
+def test_files_checks_its_own_access(client: AgentClient) -> None:
+    """`/files` skips the token rule of the other paths: it also takes signed links."""
     for method in ("GET", "POST"):
         response = client.http.request(method, "/files", params={"path": "/x"})
-        assert response.status_code == 501
-        body = response.json()
-        assert body["code"] == 501 and isinstance(body["message"], str)
+        assert response.status_code == 401
+        assert response.json() == {"code": 401, "message": "missing signature query parameter"}
 
 
 def test_no_token_configured_means_open(agent_factory: object) -> None:
@@ -70,7 +70,7 @@ def test_no_token_configured_means_open(agent_factory: object) -> None:
 
 def test_unknown_unary_rpc_is_unimplemented(client: AgentClient) -> None:
     response = client.http.post(
-        "/filesystem.Filesystem/Stat",
+        "/filesystem.Filesystem/NoSuchCall",
         content=b'{"path":"/"}',
         headers=client.headers(content_type="application/json"),
     )
@@ -82,7 +82,7 @@ def test_unknown_unary_rpc_is_unimplemented(client: AgentClient) -> None:
 def test_unknown_streaming_rpc_is_unimplemented(client: AgentClient) -> None:
     body = encode_envelope(b'{"path":"/"}')
     response = client.http.post(
-        "/filesystem.Filesystem/WatchDir",
+        "/filesystem.Filesystem/NoSuchStream",
         content=iter([body]),
         headers=client.headers(content_type="application/connect+json"),
     )

@@ -209,6 +209,12 @@ def test_pty(sbx: Any) -> None:
         other.wait()
 
 
-def test_files_are_not_implemented_yet(sbx: Any, tmp_path: Path) -> None:
-    with pytest.raises(e2b.SandboxException):
-        sbx.files.read("/etc/hostname")
+def test_files_round_trip(sbx: Any, tmp_path: Path) -> None:
+    """`/files` end to end with the SDK's own multipart, octet-stream and gzip bodies."""
+    target = str(tmp_path / "sdk" / "f.txt")
+    assert sbx.files.write(target, "via sdk").path == target
+    assert sbx.files.read(target) == "via sdk"
+    sbx.files.write(target, b"gz" * 1000, gzip=True)
+    assert sbx.files.read(target, format="bytes", gzip=True) == bytearray(b"gz" * 1000)
+    with pytest.raises(e2b.FileNotFoundException):
+        sbx.files.read(str(tmp_path / "missing"))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from corral.model import SandboxSpec, TemplateRef
 from corral.orchestrator import TemplateNotFound
-from corral.runtime import LiveSandbox, SandboxStartError
+from corral.runtime import LiveSandbox, SandboxStartError, UsageSample
 
 
 @dataclass
@@ -27,6 +27,8 @@ class MemoryRuntime:
     closed: bool = False
     next_pid: int = 1000
     exit_listener: Callable[[str], None] | None = None
+    usages: dict[str, UsageSample] = field(default_factory=dict)
+    """What `usage` reports per running sandbox (all zero when absent)."""
 
     def on_exit(self, listener: Callable[[str], None]) -> None:
         self.exit_listener = listener
@@ -59,6 +61,11 @@ class MemoryRuntime:
             raise SandboxStartError("stop failed (test)")
         self.running.pop(sandbox_id, None)
         self.stopped.append(sandbox_id)
+
+    async def usage(self, sandbox_id: str) -> UsageSample | None:
+        if sandbox_id not in self.running:
+            return None
+        return self.usages.get(sandbox_id, UsageSample(0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
 
     async def live(self) -> list[LiveSandbox]:
         return list(self.running.values())

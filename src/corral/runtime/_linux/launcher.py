@@ -58,6 +58,7 @@ def parse_create(raw: dict[str, Any]) -> CreateRequest:
             memory_mb=int(limits["memory_mb"]),
             pids_max=int(limits["pids_max"]),
             disk_mb=int(limits["disk_mb"]),
+            open_files=int(limits["open_files"]),
         ),
         hostname=str(raw["hostname"]),
         state_dir=str(raw["state_dir"]),

@@ -2,7 +2,8 @@
 
 Sequence (each step's process in brackets):
 
-1. [setup, host root] join the sandbox cgroups; bind the agent's listening socket on the host;
+1. [setup, host root] die with the launcher (a sandbox nobody would hear of must not be
+   finished); join the sandbox cgroups; bind the agent's listening socket on the host;
    take the sandbox's user namespace from the launcher; enter a private mount namespace; clone each
    template layer as a detached mount, idmap it to the sandbox's uid range, attach it to a
    private staging directory, and mount the overlay rootfs (layers read-only, upper layer owned
@@ -12,7 +13,8 @@ Sequence (each step's process in brackets):
    net, uts, ipc and cgroup namespaces (owned by that user namespace); fork the init process,
    report its pid and exit.
 3. [init = pid 1, sandbox root] mount /proc, /dev (tmpfs with bound device nodes and a private
-   devpts), /dev/shm and a read-only /sys; mask host-revealing /proc files; set the hostname;
+   devpts), /dev/shm and a read-only /sys; mask host-revealing /proc and /sys entries (files
+   bound to /dev/null, directories under an empty read-only tmpfs); set the hostname;
    bring up `lo`; pivot_root into the rootfs and drop the old root; load the seccomp filter;
    report ready; run the agent.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import resource
 import signal
 import socket
 import struct
@@ -35,6 +38,7 @@ from corral.model import Limits
 from corral.protocol import AgentConfig
 from corral.runtime._linux import syscalls as sc
 from corral.runtime._linux.cgroups import CgroupLayout
+from corral.runtime._linux.disk_quota import create_volume, drop_quota_override
 
 __all__ = ["CreateRequest", "run_setup"]
 
@@ -51,9 +55,17 @@ _MASKED_PROC_FILES = (
     "kpageflags",
     "kpagecgroup",
     "latency_stats",
+    "timer_stats",
     "config.gz",
+    "kmsg",
+    "vmallocinfo",
 )
-_READONLY_PROC_DIRS = ("sys", "bus", "fs", "irq", "acpi", "scsi")
+_READONLY_PROC_DIRS = ("sys", "bus", "fs", "irq")
+# Replaced by an empty read-only tmpfs: hardware and firmware of the host.
+_HIDDEN_PROC_DIRS = ("acpi", "scsi", "asound", "driver")
+_HIDDEN_SYS_DIRS = ("firmware", "devices/virtual/powercap", "kernel/debug", "kernel/security")
+# Bound to /dev/null: `vmcoreinfo` holds a physical address of the kernel (KASLR).
+_MASKED_SYS_FILES = ("kernel/vmcoreinfo",)
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
@@ -97,11 +109,14 @@ def run_setup(
     `userns_fd` is the sandbox's user namespace (see `userns.UserNamespaces`).
     """
     try:
+        _die_with_the_launcher()
         _prepare_process(keep=(status_fd, userns_fd))
         rootfs = _prepare_dirs(req)  # first: the dirs are what marks the sandbox as ours
         cgroup = layout.sandbox(req.sandbox_id)
         cgroup.create(req.limits)
         cgroup.join(0)
+        _limit_open_files(req.limits.open_files)
+        _spread_cpus(req.limits.cpu_count, req.uid_base // 65536)
         listener = _bind_agent_socket(req.socket_path)
         _mount_rootfs(req, rootfs, userns_fd)
         os.chdir(rootfs)  # the sandbox's root cannot traverse the host's run dir; keep a handle
@@ -157,6 +172,16 @@ def _run_init(
         os._exit(0)
 
 
+def _die_with_the_launcher() -> None:
+    """A setup whose launcher died could only finish a sandbox nobody knows of (and whose
+    uid slot the server has released): SIGKILL it with the launcher. The runtime then
+    removes what it made so far; init, once forked, is in the sandbox's cgroups."""
+    launcher = os.getppid()
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != launcher:
+        os._exit(1)
+
+
 def _prepare_process(keep: tuple[int, int]) -> None:
     """Drop everything inherited from the launcher but stderr and the fds in `keep`."""
     for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
@@ -172,8 +197,32 @@ def _prepare_process(keep: tuple[int, int]) -> None:
     os.closerange(high + 1, 1 << 20)
 
 
+def _limit_open_files(limit: int) -> None:
+    """RLIMIT_NOFILE of the agent and, inherited, of every process of the sandbox.
+
+    Set while still host root (which may raise the hard limit); sandbox root cannot raise
+    it again (that needs CAP_SYS_RESOURCE in the host's user namespace).
+    """
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
+def _spread_cpus(cpu_count: int, seed: int) -> None:
+    """Let `nproc` (CPU affinity) inside show the sandbox's CPU count.
+
+    The limit itself is the CFS quota; this is the hint tools size their worker pools by
+    (sandbox root may widen it, which gains nothing under the quota). Sandboxes start at
+    different CPUs, by uid slot, so small ones do not all crowd the first.
+    """
+    available = sorted(os.sched_getaffinity(0))
+    if cpu_count < len(available):
+        chosen = {available[(seed + i) % len(available)] for i in range(cpu_count)}
+        os.sched_setaffinity(0, chosen)
+
+
 def _prepare_dirs(req: CreateRequest) -> str:
     base = req.uid_base
+    # The state dir is a volume of the disk pool, limited to the sandbox's disk size.
+    create_volume(req.state_dir, req.limits.disk_mb * 1024 * 1024)
     os.makedirs(req.upper_dir, mode=0o755, exist_ok=True)
     os.makedirs(req.work_dir, mode=0o700, exist_ok=True)
     os.chown(req.upper_dir, base, base)
@@ -215,10 +264,16 @@ def _mount_rootfs(req: CreateRequest, rootfs: str, userns_fd: int) -> None:
     lower = ":".join(reversed(staged))
     # Explicit, host-independent features: an upper dir written this way can later become
     # a plain lower layer (no redirect or metacopy xattrs, no index tied to this mount).
+    # `volatile`: no sync to the upper layer (fsync inside is a no-op, unmount does not
+    # commit the disk pool): a writable layer never outlives its sandbox, and a sandbox's
+    # fsync storm cannot stall the host's disk for its neighbours.
     options = (
         f"lowerdir={lower},upperdir={req.upper_dir},workdir={req.work_dir},"
-        "redirect_dir=off,index=off,metacopy=off"
+        "redirect_dir=off,index=off,metacopy=off,volatile"
     )
+    # Overlay writes the upper layer with the mounter's credentials: without
+    # CAP_SYS_RESOURCE they cannot exceed the volume's quota.
+    drop_quota_override()
     sc.mount("overlay", rootfs, "overlay", 0, options)
 
 
@@ -272,14 +327,28 @@ def _mount_special_filesystems(rootfs: str) -> None:
     sys_dir = f"{rootfs}/sys"
     os.makedirs(sys_dir, exist_ok=True)
     sc.mount("sysfs", sys_dir, "sysfs", nosuid_nodev_noexec | sc.MS_RDONLY, None)
+    _mask(sys_dir, _MASKED_SYS_FILES, _HIDDEN_SYS_DIRS)
+
+
+def _mask(root: str, files: tuple[str, ...], dirs: tuple[str, ...]) -> None:
+    """Bind /dev/null over `files` and an empty read-only tmpfs over `dirs` under `root`.
+
+    The sandbox cannot undo either: `umount2` and every mount call are denied by seccomp.
+    """
+    for name in files:
+        path = f"{root}/{name}"
+        if os.path.exists(path):
+            sc.mount("/dev/null", path, None, sc.MS_BIND, None)
+    hidden = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    for name in dirs:
+        path = f"{root}/{name}"
+        if os.path.isdir(path):
+            sc.mount("tmpfs", path, "tmpfs", hidden, "size=4k,nr_inodes=1,mode=555")
 
 
 def _mask_proc(proc: str, locked_flags: int) -> None:
     """Hide host-revealing /proc files and make host-wide tunables read-only."""
-    for name in _MASKED_PROC_FILES:
-        path = f"{proc}/{name}"
-        if os.path.exists(path):
-            sc.mount("/dev/null", path, None, sc.MS_BIND, None)
+    _mask(proc, _MASKED_PROC_FILES, _HIDDEN_PROC_DIRS)
     for name in _READONLY_PROC_DIRS:
         path = f"{proc}/{name}"
         if os.path.isdir(path):

@@ -1,0 +1,357 @@
+"""Markdown report and PNG plots from a suite run's `results.json`.
+
+`write_report(results, out_dir)` writes `report.md` and the plots (`latency.png`,
+`burst.png`, `density.png`) next to it; `render(results, image_prefix)` returns the Markdown
+alone, with image links prefixed (so `docs/benchmarks.md` can point into `bench/results/`).
+Without matplotlib the report is written with its tables and a note instead of plots.
+
+Re-render an old run without measuring again:
+
+    /work/main/.venv/bin/python bench/report.py bench/results/<run>/results.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["make_plots", "render", "write_report"]
+
+MIB = 1024 * 1024
+Series = dict[str, Any]
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    ms = seconds * 1000
+    return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
+
+
+def _mib(value: float) -> str:
+    return f"{value / MIB:.2f} MiB"
+
+
+def _success(series: Series) -> str:
+    attempts = series["attempts"]
+    return f"{100 * series['success_rate']:.0f}%" if attempts else "–"
+
+
+def _latency_table(rows: Iterable[Series]) -> list[str]:
+    rows = list(rows)
+    if not rows:
+        return ["Not measured in this run."]
+    lines = [
+        "| series | runs | success | p50 | p95 | p99 | note |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for series in rows:
+        name = series["name"]
+        if series.get("unavailable"):
+            lines.append(
+                f"| {name} | 0 | – | – | – | – | **unavailable**: {series['unavailable']} |"
+            )
+            continue
+        note = series.get("note", "")
+        if series.get("errors"):
+            note = (note + "; " if note else "") + "errors: " + "; ".join(series["errors"])
+        lines.append(
+            f"| {name} | {series['attempts']} | {_success(series)} | {_ms(series['p50'])} | "
+            f"{_ms(series['p95'])} | {_ms(series['p99'])} | {note.replace('|', '/')} |"
+        )
+    return lines
+
+
+def _find(rows: Iterable[Series], prefix: str) -> Series | None:
+    for series in rows:
+        if series["name"].startswith(prefix) and series.get("p50"):
+            return series
+    return None
+
+
+# Which Corral series is compared with which baselines (name prefixes).
+RATIO_PAIRS = (
+    (
+        "create → first output (e2b SDK)",
+        ("fork+exec", "unshare", "bubblewrap", "podman (runc) run", "gVisor"),
+    ),
+    ("create → first output (corral CLI)", ("podman (runc) run", "gVisor")),
+    ("command round trip", ("fork+exec", "podman (runc) exec")),
+)
+
+
+def _ratio_table(results: dict[str, Any]) -> list[str]:
+    corral = results.get("corral", [])
+    baselines = results.get("baselines", [])
+    lines = [
+        "| Corral series | baseline | Corral p50 | baseline p50 | ratio (< 1: Corral faster) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for mine_name, others in RATIO_PAIRS:
+        mine = _find(corral, mine_name)
+        if mine is None:
+            continue
+        for prefix in others:
+            base = _find(baselines, prefix)
+            if base is not None:
+                lines.append(
+                    f"| {mine['name']} | {base['name']} | {_ms(mine['p50'])} | "
+                    f"{_ms(base['p50'])} | {mine['p50'] / base['p50']:.2f}× |"
+                )
+    return (
+        lines if len(lines) > 2 else ["No ratio: the Corral series or the baselines are missing."]
+    )
+
+
+def _bursts(results: dict[str, Any]) -> list[str]:
+    bursts = results.get("bursts") or []
+    if not bursts:
+        return ["Not measured in this run."]
+    lines = [
+        "| concurrent creates | total | per-create p50 | p95 | p99 | failures |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for burst in bursts:
+        lat = burst["latencies"]
+        lines.append(
+            f"| {burst['size']} | {_ms(burst['total'])} | {_ms(lat['p50'])} | {_ms(lat['p95'])} "
+            f"| {_ms(lat['p99'])} | {lat['failures']} |"
+        )
+        if lat.get("errors"):
+            lines.append(f"|  | errors: {'; '.join(lat['errors'])} | | | | |")
+    return lines
+
+
+def _density(results: dict[str, Any]) -> list[str]:
+    density = results.get("density")
+    if not density:
+        return ["Not measured in this run."]
+    held = max(1, density["held"])
+    create = density["create"]
+    samples = create["samples"]
+    tail = sorted(samples[int(0.9 * len(samples)) :]) or [0.0]
+    cgroup = density["cgroup_memory"]
+    lines = [
+        f"Held **{density['held']}** idle sandboxes (cap {density['cap']}; stopped because: "
+        f"{density['stop_reason']}). Probed held sandboxes still answering a command: "
+        f"{density['alive_after']}. Killing all of them took {density['kill_seconds']:.2f} s.",
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        f"| host `MemAvailable` drop, total | {_mib(density['mem_available_drop'])} |",
+        f"| host `MemAvailable` drop per sandbox | {_mib(density['mem_available_drop'] / held)} |",
+        f"| memory cgroup usage per sandbox (mean) | "
+        f"{_mib(sum(cgroup) / len(cgroup)) if cgroup else 'n/a'} |",
+        f"| PSS of in-sandbox processes per sandbox | {_mib(density['sandbox_pss'] / held)} |",
+        f"| PSS growth of server + launcher + sandboxes, per sandbox | "
+        f"{_mib(density['server_pss_growth'] / held)} |",
+        f"| create latency over the ramp: p50 / p99 | "
+        f"{_ms(create['p50'])} / {_ms(create['p99'])} |",
+        f"| create latency, last tenth of the ramp (p50 / p99) | {_ms(tail[len(tail) // 2])} / "
+        f"{_ms(tail[min(len(tail) - 1, int(0.99 * len(tail)))])} |",
+        f"| create failures | {create['failures']} of {create['attempts']} |",
+    ]
+    if density["mem_available_drop"] <= 0:
+        lines.append(
+            "| note | `MemAvailable` rose meanwhile: other work on the host freed memory, so "
+            "the drop is meaningless in this run; see the cgroup and PSS rows |"
+        )
+    if density.get("unshare_baseline_per_process") is not None:
+        lines.append(
+            f"| baseline: `MemAvailable` drop per idle `unshare` process "
+            f"({density['unshare_baseline_count']}) | "
+            f"{_mib(density['unshare_baseline_per_process'])} |"
+        )
+    before, after = density["memcg_before"], density["memcg_after"]
+    lines += [
+        "",
+        "Memory cgroups (`/proc/cgroups` counts dying ones; live = directories that exist):",
+        "",
+        "| | /proc/cgroups | live | dying |",
+        "|---|---:|---:|---:|",
+        f"| before | {before['proc_cgroups']} | {before['live_dirs']} | {before['dying']} |",
+        f"| after | {after['proc_cgroups']} | {after['live_dirs']} | {after['dying']} |",
+    ]
+    return lines
+
+
+def _file_transfer(results: dict[str, Any]) -> list[str]:
+    detail = results.get("file_transfer")
+    if not detail:
+        return []
+    lines = ["### File transfer detail (`bench/file_transfer.py`)", ""]
+    if detail.get("unavailable"):
+        return lines + [f"Not available: {detail['unavailable']}", ""]
+    lines += [
+        f"MB/s (10^6 bytes) at the median of {detail['runs']} runs after a warm-up:",
+        "",
+        "| transfer | MB/s |",
+        "|---|---:|",
+    ]
+    lines += [f"| {name} | {value:.0f} |" for name, value in detail["throughput"].items()]
+    lines += ["", "| resident memory (RSS) | baseline | peak |", "|---|---:|---:|"]
+    lines += [
+        f"| {name} | {base:.1f} MiB | {peak:.1f} MiB |"
+        for name, (base, peak) in detail["memory"].items()
+    ]
+    return lines + [""]
+
+
+def _kv_table(title: str, values: dict[str, Any]) -> list[str]:
+    lines = [f"| {title} | |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in values.items()]
+    return lines
+
+
+def render(results: dict[str, Any], image_prefix: str = "") -> str:
+    """The report as Markdown; image links are `image_prefix + <name>.png`."""
+    plots = set(results.get("plots", []))
+    lines = [
+        "# Corral benchmark report",
+        "",
+        f"Run of {results['started']} ({results['mode']} mode, {results['duration_s']:.0f} s). "
+        f'Reproduce with `{results["command"]}` (see the README, "Benchmarks").',
+        "",
+        "All series are wall-clock latencies measured on this machine in this run, as p50 / p95 "
+        "/ p99 over the successful runs, with the number of runs and the success rate. The "
+        "baselines ran in the same run, so compare ratios rather than absolute times.",
+        "",
+    ]
+    if results.get("load_note"):
+        lines += [f"> {results['load_note']}", ""]
+    lines += ["## Machine and versions", ""]
+    lines += _kv_table("machine", results["machine"]) + [""]
+    lines += _kv_table("software", results["versions"]) + [""]
+    lines += ["## Corral", ""] + _latency_table(results.get("corral", [])) + [""]
+    lines += ["## Baselines", ""]
+    lines += _latency_table(results.get("baselines", [])) + [""]
+    lines += ["## Ratios", ""] + _ratio_table(results) + [""]
+    if "latency" in plots:
+        lines += [f"![latency distributions]({image_prefix}latency.png)", ""]
+    lines += ["## Burst: concurrent creates", ""]
+    lines += [
+        'N threads each call `Sandbox.create()` + `commands.run("echo i")` at once; total is '
+        "the wall time of the whole burst.",
+        "",
+    ]
+    lines += _bursts(results) + [""]
+    if "burst" in plots:
+        lines += [f"![burst curve]({image_prefix}burst.png)", ""]
+    lines += ["## Density: idle sandboxes held", ""] + _density(results) + [""]
+    if "density" in plots:
+        lines += [f"![create latency at density]({image_prefix}density.png)", ""]
+    lines += ["## Capabilities: files, pause/resume, fork, code interpreter", ""]
+    lines += _latency_table(results.get("capabilities", [])) + [""]
+    lines += _file_transfer(results)
+    lines += ["## Method", ""] + [f"- {item}" for item in results.get("method", [])] + [""]
+    if results.get("skipped"):
+        lines += [f"Steps skipped in this run: {', '.join(results['skipped'])}.", ""]
+    if not plots:
+        lines += ["_No plots: matplotlib is not installed (`bench/setup_baselines.sh`)._", ""]
+    problems = results.get("errors", {})
+    if problems or results.get("leaks"):
+        lines += ["## Problems in this run", ""]
+        lines += [f"- step `{step}` failed: `{text}`" for step, text in problems.items()]
+        lines += [f"- leak: {leak}" for leak in results.get("leaks", [])]
+        lines += ["- the server's log is `server.log` next to this report"]
+        lines += [""]
+    return "\n".join(lines)
+
+
+def make_plots(results: dict[str, Any], out_dir: Path) -> list[str]:
+    """Write the PNG plots; returns their names (empty without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    made = []
+    series = [
+        s
+        for s in results.get("corral", []) + results.get("baselines", [])
+        if s.get("samples") and not s.get("unavailable")
+    ]
+    if series:
+        fig, ax = plt.subplots(figsize=(10, 0.45 * len(series) + 1.5))
+        ax.boxplot(
+            [[v * 1000 for v in s["samples"]] for s in series],
+            orientation="horizontal",
+            whis=(1, 99),
+            showfliers=False,
+        )
+        ax.set_yticks(range(1, len(series) + 1), [s["name"] for s in series], fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("latency (ms, log scale); box = p25..p75, whiskers = p1..p99")
+        ax.set_title("Latency distributions (Corral and baselines, same run)")
+        ax.grid(axis="x", which="both", alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out_dir / "latency.png", dpi=110)
+        plt.close(fig)
+        made.append("latency")
+    bursts = results.get("bursts") or []
+    if bursts:
+        sizes = [b["size"] for b in bursts]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot(sizes, [b["total"] * 1000 for b in bursts], "o-", label="burst total")
+        for point in (50, 99):
+            values = [(b["latencies"][f"p{point}"] or 0) * 1000 for b in bursts]
+            ax.plot(sizes, values, "s--", label=f"per-create p{point}")
+        ax.set_xlabel("concurrent creates (N)")
+        ax.set_ylabel("ms")
+        ax.set_title("Burst: N concurrent Sandbox.create() + first command")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_dir / "burst.png", dpi=110)
+        plt.close(fig)
+        made.append("burst")
+    density = results.get("density")
+    if density and density["create"]["samples"]:
+        samples = [v * 1000 for v in density["create"]["samples"]]
+        fig, ax = plt.subplots(figsize=(8, 4))
+        ax.plot(range(len(samples)), samples, ".", markersize=3, label="one create")
+        window = max(1, len(samples) // 20)
+        medians = [
+            sorted(samples[max(0, i - window) : i + 1])[
+                len(samples[max(0, i - window) : i + 1]) // 2
+            ]
+            for i in range(len(samples))
+        ]
+        ax.plot(range(len(samples)), medians, "-", label=f"running median ({window})")
+        ax.set_xlabel("idle sandboxes already held")
+        ax.set_ylabel("Sandbox.create() latency (ms)")
+        ax.set_title("Create latency at density")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_dir / "density.png", dpi=110)
+        plt.close(fig)
+        made.append("density")
+    return made
+
+
+def write_report(results: dict[str, Any], out_dir: Path) -> Path:
+    """Plots, `results.json` (with the plot list) and `report.md` in `out_dir`."""
+    results["plots"] = make_plots(results, out_dir)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    path = out_dir / "report.md"
+    path.write_text(render(results))
+    return path
+
+
+def main() -> int:
+    if len(sys.argv) != 2:
+        print("usage: report.py bench/results/<run>/results.json", file=sys.stderr)
+        return 2
+    source = Path(sys.argv[1])
+    print(write_report(json.loads(source.read_text()), source.parent))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

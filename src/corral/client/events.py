@@ -1,0 +1,84 @@
+"""`corral sandbox events ID`: the limits a sandbox hit (memory, processes, CPU, disk).
+
+Reads `GET /sandboxes/{id}/events` of a running server (a Corral extension of the control
+plane) and prints one line per event, oldest first:
+`2026-01-02T03:04:05.123456Z  oom_kill  ×2  2 process(es) killed by ...`.
+Works for sandboxes that are gone too, as long as the server keeps their events.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+import click
+
+from corral import config
+from corral.client.run import ClientError
+
+__all__ = ["events", "fetch_limit_events", "format_event"]
+
+_TIMEOUT_S = 30.0
+
+
+def fetch_limit_events(url: str, api_key: str, sandbox_id: str) -> list[dict[str, Any]]:
+    """The events of `sandbox_id` as the server renders them; raises `ClientError`."""
+    path = f"/sandboxes/{urllib.parse.quote(sandbox_id, safe='')}/events"
+    request = urllib.request.Request(url.rstrip("/") + path, headers={"X-API-KEY": api_key})
+    try:
+        with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
+            body = json.load(response)
+    except urllib.error.HTTPError as exc:
+        raise ClientError(f"{exc.code}: {_message(exc.read())}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise ClientError(f"cannot reach the server at {url}: {exc}") from exc
+    except ValueError as exc:
+        raise ClientError(f"the server's answer is not JSON: {exc}") from exc
+    if not isinstance(body, list) or not all(isinstance(e, dict) for e in body):
+        raise ClientError("the server's answer is not a list of events")
+    return body
+
+
+def format_event(event: dict[str, Any]) -> str:
+    return (
+        f"{event.get('timestamp', '?')}  {event.get('kind', '?'):<13}  "
+        f"×{event.get('count', '?')}  {event.get('detail', '')}"
+    )
+
+
+def _message(raw: bytes) -> str:
+    try:
+        return str(json.loads(raw)["message"])
+    except (ValueError, KeyError, TypeError):
+        return raw.decode(errors="replace")[:200]
+
+
+@click.command()
+@click.option(
+    "--url",
+    envvar="E2B_API_URL",
+    default=f"http://{config.DEFAULT_HOST}:{config.DEFAULT_PORT}",
+    show_default=True,
+    help="The server (env E2B_API_URL).",
+)
+@click.option(
+    "--api-key", envvar="E2B_API_KEY", default="corral", help="X-API-KEY (env E2B_API_KEY)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the server's JSON array as is.")
+@click.argument("sandbox_id")
+def events(url: str, api_key: str, as_json: bool, sandbox_id: str) -> None:
+    """Print the limits SANDBOX_ID hit: oom_kill, pids_max, cpu_throttled, disk_full."""
+    try:
+        found = fetch_limit_events(url, api_key, sandbox_id)
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo(f"sandbox {sandbox_id} has hit no limit", err=True)
+    for event in found:
+        click.echo(format_event(event))
