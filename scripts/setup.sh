@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare this machine for Corral. Idempotent: every step checks first and says what it does.
 #   1. Debian packages (apt-get update + install, only if one is missing)
-#   2. .venv from /usr/bin/python3 with corral installed editable, with the test extra
+#   2. .venv from /usr/bin/python3 with corral installed editable, with the test and bench
+#      extras (the bench smoke test renders the report's plots)
 #      (re-installed only when pyproject.toml changed)
 #   3. the `base` template (`corral template build base`; cached layers make a re-run instant)
 # Honours CORRAL_TEMPLATES_DIR. Needs root (debootstrap, mounts).
@@ -49,8 +50,8 @@ stamp=.venv/.corral-pyproject.sha256
 wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ] \
     || ! .venv/bin/python -c 'import corral' 2>/dev/null; then
-    say "pip install -e '.[test]'"
-    .venv/bin/python -m pip install --quiet --progress-bar off -e '.[test]'
+    say "pip install -e '.[test,bench]'"
+    .venv/bin/python -m pip install --quiet --progress-bar off -e '.[test,bench]'
     echo "$wanted" > "$stamp"
 else
     say "python packages: up to date with pyproject.toml"

@@ -56,9 +56,16 @@ def _position(record: SandboxRecord) -> _Position:
     return (record.started_at, record.sandbox_id)
 
 
+def _micros(timestamp: float) -> int:
+    """Whole microseconds, the resolution start times are rendered with (and so come back in)."""
+    return round(timestamp * 1_000_000)
+
+
 def _matches(record: SandboxRecord, query: SandboxQuery) -> bool:
     if query.template is not None and query.template not in (record.template_id, record.alias):
         return False
-    if query.started_after is not None and record.started_at < query.started_after:
+    if query.started_after is not None and _micros(record.started_at) < _micros(
+        query.started_after
+    ):
         return False
     return all(record.metadata.get(k) == v for k, v in query.metadata.items())
