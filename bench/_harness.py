@@ -4,6 +4,7 @@
   run directories, waits until it answers HTTP, and stops it (SIGTERM, then SIGKILL by pid).
 * `find_leaks` lists what a stopped (or still running) server left on the host for a set of
   sandbox ids: processes, mounts, cgroups and per-sandbox directories.
+* `benchmark_server` runs the server of one benchmark; `report_leaks` checks what it left.
 * `percentiles` / `format_latencies` summarise latency samples.
 
 The benchmarks import this file as `_harness` (their own directory is on `sys.path` when run
@@ -41,6 +42,7 @@ __all__ = [
     "all_corral_cgroups",
     "bench_n",
     "become_subreaper",
+    "benchmark_server",
     "cgroup_dirs",
     "describe_pids",
     "environ",
@@ -54,6 +56,7 @@ __all__ = [
     "sdk_env",
     "time_command",
     "wait_no_leaks",
+    "warmup_count",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,6 +85,11 @@ def bench_n(default: int) -> int:
     return int(raw) if raw else default
 
 
+def warmup_count(n: int, most: int) -> int:
+    """Unrecorded calls before `n` measured ones: a tenth of `n`, at least 1, at most `most`."""
+    return max(1, min(most, n // 10))
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -101,6 +109,8 @@ class CorralServer:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="corral-test-")))
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    extra_args: Sequence[str] = ()
+    """More `corral serve` options (e.g. `--uplink-netns`)."""
 
     @property
     def state_dir(self) -> Path:
@@ -135,7 +145,7 @@ class CorralServer:
         ]
         if self.templates_dir is not None:
             argv += ["--templates-dir", str(self.templates_dir)]
-        return argv
+        return argv + list(self.extra_args)
 
     def start(self) -> None:
         """Start the server and return once it answers HTTP (any status counts)."""
@@ -424,6 +434,22 @@ def become_subreaper() -> bool:
         return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
+
+
+@contextlib.contextmanager
+def benchmark_server() -> Iterator[tuple[CorralServer, list[str]]]:
+    """The server of one benchmark, started, and the list the benchmark adds the id of every
+    sandbox it creates to; the server is stopped on leaving the block. This process becomes
+    a subreaper first, so that `report_leaks(server, ids)`, called after the block, also
+    finds processes that escaped their parent."""
+    become_subreaper()
+    server = CorralServer()
+    server.start()
+    ids: list[str] = []
+    try:
+        yield server, ids
+    finally:
+        server.stop()
 
 
 def report_leaks(server: CorralServer, sandbox_ids: Iterable[str]) -> int:

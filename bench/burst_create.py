@@ -63,14 +63,8 @@ def measure(server: harness.CorralServer, sizes: Sequence[int], ids: list[str]) 
 def main() -> int:
     cap = harness.bench_n(100)
     sizes = sorted({min(n, cap) for n in SIZES})
-    harness.become_subreaper()
-    server = harness.CorralServer()
-    server.start()
-    ids: list[str] = []
-    try:
+    with harness.benchmark_server() as (server, ids):
         bursts = measure(server, sizes, ids)
-    finally:
-        server.stop()
     for burst in bursts:
         print(
             f"burst n={burst.size}: total={burst.total * 1000:.0f}ms "

@@ -187,17 +187,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=harness.bench_n(5))
     args = parser.parse_args()
-    harness.become_subreaper()
-    server = harness.CorralServer()
-    server.start()
-    ids: list[str] = []
-    try:
+    with harness.benchmark_server() as (server, ids):
         results = measure_files(server, {size: args.runs for size in FILE_SIZES}, ids)
         results += measure_pause_resume(server, args.runs, ids)
         results.append(measure_fork(server, args.runs, ids))
         results.append(measure_code_interpreter(server, args.runs, ids))
-    finally:
-        server.stop()
     for result in results:
         print(result.line() + (f"  [{result.note}]" if result.note else ""))
     return harness.report_leaks(server, ids)

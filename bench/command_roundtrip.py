@@ -38,15 +38,9 @@ def measure(server: harness.CorralServer, n: int, warmup: int, ids: list[str]) -
 
 def main() -> int:
     n = harness.bench_n(500)
-    warmup = max(1, min(20, n // 10))
-    harness.become_subreaper()
-    server = harness.CorralServer()
-    server.start()
-    ids: list[str] = []
-    try:
+    warmup = harness.warmup_count(n, most=20)
+    with harness.benchmark_server() as (server, ids):
         result = measure(server, n, warmup, ids)
-    finally:
-        server.stop()
     print(f"runtime={server.runtime} n={n} warmup={warmup}")
     print(result.line())
     base = harness.time_command(["/bin/true"], max(3, min(n, 200)))

@@ -76,18 +76,12 @@ def measure_cli(server: harness.CorralServer, n: int, warmup: int) -> Latencies:
 
 def main() -> int:
     n = harness.bench_n(200)
-    warmup = max(1, min(10, n // 10))
-    harness.become_subreaper()
-    server = harness.CorralServer()
-    server.start()
-    ids: list[str] = []
-    try:
+    warmup = harness.warmup_count(n, most=10)
+    with harness.benchmark_server() as (server, ids):
         wall_start = time.perf_counter()
         sdk = measure_sdk(server, n, warmup, ids)
         wall = time.perf_counter() - wall_start
         cli = measure_cli(server, max(1, n // 4), 1)
-    finally:
-        server.stop()
     print(f"runtime={server.runtime} n={n} warmup={warmup}")
     print(sdk.line())
     print(cli.line())

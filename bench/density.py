@@ -264,14 +264,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cap", type=int, default=harness.bench_n(500))
     args = parser.parse_args()
-    harness.become_subreaper()
-    server = harness.CorralServer()
-    server.start()
-    ids: list[str] = []
-    try:
+    with harness.benchmark_server() as (server, ids):
         result = measure(server, args.cap, ids, baseline_count=min(args.cap, 100))
-    finally:
-        server.stop()
     print(f"runtime={server.runtime} idle sandboxes held={result.held} ({result.stop_reason})")
     print(result.create.line())
     for label, lo, hi in (("first tenth", 0, 0.1), ("last tenth", 0.9, 1.0)):

@@ -166,14 +166,8 @@ def _memory(server: harness.CorralServer, sbx: Any, result: FileTransfer) -> Non
 
 def main() -> int:
     n = harness.bench_n(10)
-    harness.become_subreaper()
-    server = harness.CorralServer()
-    server.start()
-    ids: list[str] = []
-    try:
+    with harness.benchmark_server() as (server, ids):
         result = measure(server, n, ids)
-    finally:
-        server.stop()
     print(f"runtime={server.runtime} n={n} (MB = 10^6 bytes, at the p50 time)")
     for name, mb_per_s in result.throughput.items():
         print(f"{name:34s} {mb_per_s:8.0f} MB/s")

@@ -20,14 +20,8 @@ __all__: list[str] = []
 
 def main() -> int:
     n = harness.bench_n(50)
-    harness.become_subreaper()
-    server = harness.CorralServer()
-    server.start()
-    ids: list[str] = []
-    try:
+    with harness.benchmark_server() as (server, ids):
         result = density.measure(server, n, ids, baseline_count=n)
-    finally:
-        server.stop()
     print(f"runtime={server.runtime} idle sandboxes={result.held} ({result.stop_reason})")
     density.print_memory(result)
     return harness.report_leaks(server, ids) or (0 if result.held == n else 1)

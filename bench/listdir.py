@@ -20,41 +20,34 @@ DIRECTORY = "/home/user/listdir-bench"
 
 def main() -> int:
     n = harness.bench_n(50)
-    warmup = max(1, min(5, n // 10))
-    harness.become_subreaper()
-    server = harness.CorralServer()
-    server.start()
-    ids: list[str] = []
-    try:
-        with harness.environ(harness.sdk_env(server)):
-            from e2b import Sandbox
+    warmup = harness.warmup_count(n, most=5)
+    with harness.benchmark_server() as (server, ids), harness.environ(harness.sdk_env(server)):
+        from e2b import Sandbox
 
-            sbx = Sandbox.create(timeout=600)
-            ids.append(sbx.sandbox_id)
-            try:
-                directory = DIRECTORY if server.runtime != "fake" else "listdir-bench"
-                sbx.commands.run(
-                    f"mkdir -p {directory} && cd {directory} && touch f{{00000..{ENTRIES - 1:05d}}}"
-                )
-                count = len(sbx.files.list(directory))
-                if count != ENTRIES:
-                    raise SystemExit(f"expected {ENTRIES} entries, listed {count}")
-                for _ in range(warmup):
-                    sbx.files.list(directory)
-                samples = []
-                for _ in range(n):
-                    start = time.perf_counter()
-                    sbx.files.list(directory)
-                    samples.append(time.perf_counter() - start)
-                timing = sbx.commands.run(
-                    f"s=$(date +%s%N); ls -l {directory} >/dev/null; e=$(date +%s%N); "
-                    "echo $(( (e - s) / 1000 ))"
-                )
-                ls_seconds = int(timing.stdout.strip()) / 1e6
-            finally:
-                sbx.kill()
-    finally:
-        server.stop()
+        sbx = Sandbox.create(timeout=600)
+        ids.append(sbx.sandbox_id)
+        try:
+            directory = DIRECTORY if server.runtime != "fake" else "listdir-bench"
+            sbx.commands.run(
+                f"mkdir -p {directory} && cd {directory} && touch f{{00000..{ENTRIES - 1:05d}}}"
+            )
+            count = len(sbx.files.list(directory))
+            if count != ENTRIES:
+                raise SystemExit(f"expected {ENTRIES} entries, listed {count}")
+            for _ in range(warmup):
+                sbx.files.list(directory)
+            samples = []
+            for _ in range(n):
+                start = time.perf_counter()
+                sbx.files.list(directory)
+                samples.append(time.perf_counter() - start)
+            timing = sbx.commands.run(
+                f"s=$(date +%s%N); ls -l {directory} >/dev/null; e=$(date +%s%N); "
+                "echo $(( (e - s) / 1000 ))"
+            )
+            ls_seconds = int(timing.stdout.strip()) / 1e6
+        finally:
+            sbx.kill()
     print(f"runtime={server.runtime} n={n} warmup={warmup} entries={ENTRIES}")
     print(harness.format_latencies("files.list(10k entries)", samples))
     print(f"for scale: one `ls -l` of the same directory in the sandbox: {ls_seconds * 1e3:.1f} ms")

@@ -99,15 +99,9 @@ def _drain(handle: Any, terminal: _Terminal) -> None:
 
 def main() -> int:
     n = harness.bench_n(300)
-    warmup = max(1, min(20, n // 10))
-    harness.become_subreaper()
-    server = harness.CorralServer()
-    server.start()
-    ids: list[str] = []
-    try:
+    warmup = harness.warmup_count(n, most=20)
+    with harness.benchmark_server() as (server, ids):
         result = measure(server, n, warmup, ids)
-    finally:
-        server.stop()
     print(f"runtime={server.runtime} n={n} warmup={warmup}")
     print(result.line())
     return harness.report_leaks(server, ids) or (1 if result.failures else 0)

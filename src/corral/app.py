@@ -20,9 +20,11 @@ from corral import templates
 from corral.api import build_control_plane
 from corral.config import ServerConfig
 from corral.model import TemplateRef
+from corral.network.gateway import Gateway
 from corral.orchestrator import LimitPolicy, Orchestrator, OrchestratorSettings, TemplateNotFound
 from corral.router import DataPlaneRouter
 from corral.router.asgi import Receive, Scope, Send
+from corral.router.websocket import upgrade_protocol
 from corral.runtime import Runtime
 from corral.store import SqliteStore, Store
 
@@ -122,14 +124,30 @@ class CorralApp:
             max_timeout=config.max_timeout,
             max_sandboxes=config.max_sandboxes,
             limits=LimitPolicy.from_overrides(config.limits, config.max_limits),
+            network=config.network,
         )
-        orchestrator = Orchestrator(self._runtime, self._store, templates, settings)
-        router = DataPlaneRouter(orchestrator, build_control_plane(orchestrator, config.api_keys))
+        gateway = (
+            Gateway(config.network, config.run_dir)
+            if config.network.enabled and self._runtime.name == "namespaces"
+            else None
+        )
+        orchestrator = Orchestrator(
+            self._runtime, self._store, templates, settings, gateway=gateway
+        )
+        router = DataPlaneRouter(
+            orchestrator,
+            build_control_plane(orchestrator, config.api_keys),
+            domain=config.domain,
+        )
         orchestrator.add_removal_listener(router.forget_sandbox)
         await orchestrator.start()
         self._orchestrator, self._router = orchestrator, router
         if self._runtime.name == "fake":
             log.warning("runtime 'fake' ISOLATES NOTHING: use it for tests and development only")
+
+    def current_router(self) -> DataPlaneRouter | None:
+        """The data-plane router once started (for the WebSocket upgrade protocol)."""
+        return self._router
 
     async def shutdown(self) -> None:
         if self._orchestrator is not None:
@@ -184,11 +202,13 @@ def run_server(config: ServerConfig) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    app = CorralApp(config)
     uvicorn.run(
-        CorralApp(config),
+        app,
         host=config.host,
         port=config.port,
         http="httptools",
+        ws=upgrade_protocol(app.current_router),
         loop="asyncio",
         lifespan="on",
         access_log=False,

@@ -7,9 +7,12 @@ from pathlib import Path
 import click
 
 from corral import __version__, config
+from corral.cli_options import run_dir_option, state_dir_option, templates_dir_option
 from corral.client.cli import sandbox
 from corral.leftovers import leftovers
 from corral.model import LimitOverrides, parse_limit_overrides
+from corral.network.options import network_options
+from corral.network.policy import OperatorNetworkSettings
 from corral.templates.cli import template
 
 __all__ = ["main"]
@@ -36,27 +39,9 @@ main.add_command(leftovers)
     show_default=True,
     help="Isolation backend; 'fake' isolates nothing (tests only).",
 )
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=config.DEFAULT_STATE_DIR,
-    envvar=config.ENV_STATE_DIR,
-    show_default=True,
-)
-@click.option(
-    "--templates-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=config.DEFAULT_TEMPLATES_DIR,
-    envvar=config.ENV_TEMPLATES_DIR,
-    show_default=True,
-)
-@click.option(
-    "--run-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=config.DEFAULT_RUN_DIR,
-    envvar=config.ENV_RUN_DIR,
-    show_default=True,
-)
+@state_dir_option
+@templates_dir_option
+@run_dir_option
 @click.option(
     "--api-key",
     "api_keys",
@@ -100,6 +85,14 @@ main.add_command(leftovers)
     help="Size of a new disk pool image holding every sandbox's writable layer "
     "[default: half the free space of the state dir].",
 )
+@click.option(
+    "--domain",
+    default="corral.localhost",
+    show_default=True,
+    help="Preview URLs: a request with Host {port}-{sandboxId}.DOMAIN reaches that port "
+    "inside the sandbox (set E2B_DOMAIN to the same value for Sandbox.get_host); '' = off.",
+)
+@network_options
 def serve(
     host: str,
     port: int,
@@ -114,6 +107,8 @@ def serve(
     default_timeout: int,
     max_timeout: int,
     disk_pool_mb: int,
+    domain: str,
+    network_settings: OperatorNetworkSettings,
 ) -> None:
     """Run the server (control plane and data plane on one port) until SIGTERM/SIGINT."""
     from corral.app import run_server
@@ -148,6 +143,8 @@ def serve(
             default_timeout=default_timeout,
             max_timeout=max_timeout,
             disk_pool_mb=disk_pool_mb,
+            domain=domain,
+            network=network_settings,
         )
     )
 

@@ -14,10 +14,11 @@ The SQLite database is `<state_dir>/corral.db`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.model import LimitOverrides
+from corral.network.policy import OperatorNetworkSettings
 
 __all__ = [
     "DEFAULT_HOST",
@@ -70,7 +71,11 @@ class ServerConfig:
     max_limits: LimitOverrides = LimitOverrides()
     """Ceilings of requested limits replacing the built-in ones (`--max-limits`)."""
     disk_pool_mb: int = 0
+    network: OperatorNetworkSettings = field(default_factory=OperatorNetworkSettings)
+    """Sandbox networking (namespaces runtime only): the gateway, egress default and ceiling."""
     """Size of a new disk pool image (all writable layers together); 0: half the free space."""
+    domain: str = "corral.localhost"
+    """Preview URLs are `{port}-{sandboxId}.<domain>` (Host-header routing); "" turns them off."""
 
     @property
     def database_path(self) -> Path:

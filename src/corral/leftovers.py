@@ -3,7 +3,8 @@
 With the server stopped, a state/run dir pair can hold sandboxes that a restart would not
 re-adopt: directories of a create that never finished, sandboxes the store does not know,
 sandboxes whose agent is dead, or whose row is expired or not RUNNING; plus host mounts the
-server makes while it runs (the cgroup `favordynmods` mount, the disk pool) and store rows
+server makes while it runs (the cgroup `favordynmods` mount, the disk pool, the network
+gateway's namespace, which takes its veths along when unmounted) and store rows
 without a sandbox. This command lists them and, with `--clean`, removes them; `--all` counts
 every sandbox, also those a restart would re-adopt (to decommission a state dir).
 
@@ -26,8 +27,9 @@ from pathlib import Path
 
 import click
 
-from corral import config
+from corral.cli_options import run_dir_option, state_dir_option
 from corral.model import SandboxRecord, SandboxState
+from corral.network.gateway import gateway_netns_path, uplink_ifname
 from corral.orchestrator.reconcile import plan_reconciliation
 from corral.runtime._linux import syscalls
 from corral.runtime.namespaces import NamespacesRuntime
@@ -163,6 +165,14 @@ def _mounts_under(runtime: NamespacesRuntime) -> tuple[Path, ...]:
     return tuple(sorted(set(found), key=lambda p: len(p.parts), reverse=True))
 
 
+def _gateway_note(mount: Path) -> str:
+    """The server's network gateway namespace (`corral.network.gateway`): unmounting it frees
+    the namespace, its sandbox veths and its uplink veth in the host's namespace."""
+    if mount != gateway_netns_path(mount.parent.parent):
+        return ""
+    return f" (network gateway; its uplink veth {uplink_ifname(mount.parent.parent)} goes with it)"
+
+
 def _describe(report: LeftoverReport) -> list[str]:
     lines = []
     for item in report.sandboxes:
@@ -174,7 +184,7 @@ def _describe(report: LeftoverReport) -> list[str]:
         lines.append("; ".join(parts))
     lines += [f"stale store row {sandbox_id}" for sandbox_id in report.stale_rows]
     held = " (kept: live sandboxes use them)" if report.kept else ""
-    lines += [f"mount {mount}{held}" for mount in report.mounts]
+    lines += [f"mount {mount}{held}{_gateway_note(mount)}" for mount in report.mounts]
     if report.kept:
         lines.append(f"kept (re-adopted at the next start): {' '.join(report.kept)}")
     return lines
@@ -201,20 +211,8 @@ async def _run(state_dir: Path, run_dir: Path, capacity: int, clean: bool, keep:
 
 
 @click.command()
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=config.DEFAULT_STATE_DIR,
-    envvar=config.ENV_STATE_DIR,
-    show_default=True,
-)
-@click.option(
-    "--run-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=config.DEFAULT_RUN_DIR,
-    envvar=config.ENV_RUN_DIR,
-    show_default=True,
-)
+@state_dir_option
+@run_dir_option
 @click.option(
     "--max-sandboxes",
     type=int,

@@ -61,6 +61,7 @@ def _run(argv: list[str], timeout: float, **env: str) -> str:
         ("pty_echo.py", ["PTY keystroke echo: n=3", "success=3/3"]),
         ("density.py", ["held=3 (cap of 3 reached)", "memory cgroups before:", "answering"]),
         ("capabilities.py", ["file upload 1 MiB", "file download 100 MiB", "fork"]),
+        ("preview_proxy.py", ["round trip, preview: n=3", "100 MiB download, direct"]),
     ],
 )
 def test_benchmark_runs(script: str, expected: list[str]) -> None:

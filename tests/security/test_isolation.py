@@ -289,10 +289,11 @@ def test_loading_kernel_modules_fails(pair: tuple[Any, Any]) -> None:
     assert errno_ in (1, 38)
 
 
-def test_only_loopback_network(pair: tuple[Any, Any], corral_server: Any) -> None:
+def test_only_loopback_and_the_gateway_veth(pair: tuple[Any, Any], corral_server: Any) -> None:
     a, _ = pair
     interfaces = a.commands.run("tail -n +3 /proc/net/dev | cut -d: -f1").stdout
-    assert interfaces.split() == ["lo"], interfaces
+    # `eth0`: the veth to the server's gateway namespace (corral.network.gateway)
+    assert sorted(interfaces.split()) == ["eth0", "lo"], interfaces
     # positive control: the host has more than loopback
     assert len(Path("/proc/net/dev").read_text().splitlines()[2:]) > 1
     # The server listens on the host's 127.0.0.1: the sandbox's loopback is its own.

@@ -13,7 +13,14 @@ headers are parsed (`Application.open_request`) and a `Response` to answer on, t
 as it arrives (`RequestHandler.on_body`/`on_body_end`), or `on_disconnect` if the client
 goes away. Requests on one connection are answered in order; a response may be sent before
 its body has fully arrived (the rest is drained). Writing is flow-controlled: `Response`
-reports transport pause/resume through `on_flow`, and `pause_input` stops reading.
+reports transport pause/resume through `on_flow`, and `pause_input` stops reading. A
+`Content-Length` body can instead come straight from a file (`Response.send_file`): the kernel
+copies it to the socket (sendfile), no bytes pass through Python.
+
+Upgrades (`CONNECT`, or `Upgrade:` headers): the parser stops after such a request's head.
+If the application called `Response.take_over` for it, the raw transport and the bytes read
+past the head go to that callback and this connection lets go of them; otherwise the
+request is refused with 400 (or, if it was already answered, the connection is closed).
 """
 
 from __future__ import annotations
@@ -23,9 +30,9 @@ import http
 import json
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import httptools
 
@@ -99,7 +106,7 @@ class Response:
     Writes after the client went away are dropped silently (`closed` tells).
     """
 
-    __slots__ = ("_connection", "_exchange", "_state", "_pending_head", "on_flow")
+    __slots__ = ("_connection", "_exchange", "_state", "_pending_head", "on_flow", "takeover")
 
     _NEW, _STREAMING, _DONE = 0, 1, 2
 
@@ -110,6 +117,7 @@ class Response:
         self._pending_head = b""
         # Called with True when the transport's write buffer is full, False when drained.
         self.on_flow: Callable[[bool], None] | None = None
+        self.takeover: Callable[[asyncio.Transport, bytes], None] | None = None
 
     @property
     def started(self) -> bool:
@@ -179,6 +187,44 @@ class Response:
         )
         self._pending_head += b"\r\n"
 
+    def send_file(
+        self,
+        status: int,
+        content_type: str,
+        fd: int,
+        size: int,
+        headers: Mapping[str, str] | None = None,
+    ) -> Awaitable[bool]:
+        """A `content-length: size` response whose body is the first `size` bytes of the
+        regular file open at `fd` (which stays the caller's to close).
+
+        The head is written now; awaiting the result sends the body with sendfile, then
+        finishes the response and returns True. If fewer than `size` bytes could be sent
+        (the file shrank, the client went away) the connection is aborted instead, so the
+        client sees a failed response rather than a short body, and the result is False.
+        """
+        if self._state != self._NEW:
+            raise RuntimeError("response already started")
+        self._state = self._STREAMING
+        extra = b""
+        if headers:
+            extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1")
+        extra += b"content-length: %d\r\n" % size
+        self._connection.write(self._head(status, content_type, extra) + b"\r\n")
+        return self._send_file_body(fd, size)
+
+    async def _send_file_body(self, fd: int, size: int) -> bool:
+        sent = 0
+        if size:
+            with open(fd, "rb", buffering=0, closefd=False) as file:
+                sent = await self._connection.sendfile(file, size)
+        if sent < size:
+            self.abort()
+            return False
+        self._state = self._DONE
+        self._connection.response_finished(self._exchange)
+        return True
+
     def write(self, data: bytes) -> None:
         """One chunk of a streaming response."""
         if self._state != self._STREAMING or not data:
@@ -203,6 +249,14 @@ class Response:
         """Drop the connection mid-stream: the client sees a truncated, failed response."""
         self._state = self._DONE
         self._connection.abort()
+
+    def take_over(self, callback: Callable[[asyncio.Transport, bytes], None]) -> None:
+        """Claim the raw connection of this upgrade request (`CONNECT`, `Upgrade:`).
+
+        Once the head is parsed, `callback(transport, rest)` gets the transport (reading
+        paused) and the bytes that followed the head; the callback answers on it itself.
+        """
+        self.takeover = callback
 
     def pause_input(self) -> None:
         """Stop reading from the client (backpressure on a request body)."""
@@ -253,8 +307,8 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._reject(400, "protocol upgrades are not supported")
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgrade(data[upgrade.args[0] :])
         except httptools.HttpParserError as exc:
             cause = exc.__context__
             if cause is not None and not isinstance(cause, httptools.HttpParserError):
@@ -384,6 +438,16 @@ class HttpConnection(asyncio.Protocol):
         if self._transport is not None and not self.lost:
             self._transport.write(data)
 
+    async def sendfile(self, file: BinaryIO, count: int) -> int:
+        """Send `count` bytes of `file` from offset 0; returns how many went (fewer at
+        EOF, 0 if the connection is gone or broke)."""
+        if self._transport is None or self.lost:
+            return 0
+        try:
+            return await asyncio.get_running_loop().sendfile(self._transport, file, 0, count)
+        except (OSError, RuntimeError):
+            return 0  # the client went away, or the transport is closing
+
     def abort(self) -> None:
         if self._transport is not None and not self.lost:
             self._close_after_response = True
@@ -403,6 +467,25 @@ class HttpConnection(asyncio.Protocol):
                 self._transport.pause_reading()
             else:
                 self._transport.resume_reading()
+
+    def _upgrade(self, rest: bytes) -> None:
+        """The parser stopped after an upgrade request's head: hand over or refuse."""
+        transport = self._transport
+        if transport is None or self.lost:
+            return
+        exchange = self._queue[0] if len(self._queue) == 1 else None
+        response = None if exchange is None else exchange.response
+        if response is None or response.takeover is None:
+            if not self._queue:  # already answered (e.g. 401): nothing more can follow
+                self._close_after_response = True
+                transport.close()
+            else:
+                self._reject(400, "protocol upgrades are not supported")
+            return
+        transport.pause_reading()
+        self._transport = None  # the connection is not ours any more
+        self._queue.clear()
+        response.takeover(transport, rest)
 
     def _reject(self, status: int, message: str) -> None:
         """Answer a request we cannot parse and close the connection."""

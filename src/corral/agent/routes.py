@@ -6,6 +6,7 @@
     POST /process.Process/<rpc>   the process service (Connect RPC)
     POST /filesystem.Filesystem/<rpc>  the filesystem service (Connect RPC)
     POST /<pkg>.<Service>/<rpc>   any other RPC: Connect `unimplemented`
+    CONNECT 127.0.0.1:<port>      a byte tunnel to that port in the sandbox (`agent.tunnel`)
     anything else                 404 JSON
 
 With an access token configured, everything but `GET /health` and `/files` needs
@@ -23,6 +24,7 @@ from corral.agent.auth import UNAUTHORIZED_MESSAGE, access_token_matches
 from corral.agent.connect_server import Method, open_call, reject_unknown_procedure
 from corral.agent.files import FileTransfers
 from corral.agent.http_server import IGNORE_BODY, RequestHandler, RequestHead, Response
+from corral.agent.tunnel import open_tunnel
 from corral.protocol.agent_config import AgentConfig
 
 __all__ = ["AgentApp"]
@@ -70,6 +72,8 @@ class AgentApp:
         method = self._methods.get(path)
         if method is not None:
             return open_call(self._loop, head, response, method)
+        if head.method == "CONNECT":
+            return open_tunnel(head, response)
         if path == "/envs" and head.method == "GET":
             response.send(200, self._envs_body, "application/json")
         elif path in ("/envs", "/health"):

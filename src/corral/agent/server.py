@@ -12,12 +12,7 @@ import signal
 import socket
 
 from corral.agent.files import FileTransfers
-from corral.agent.filesystem_service import (
-    FilesystemService,
-    OwnerNames,
-    WatcherRegistry,
-    filesystem_methods,
-)
+from corral.agent.filesystem_service import FilesystemService, WatcherRegistry, filesystem_methods
 from corral.agent.http_server import HttpConnection
 from corral.agent.process_service import ProcessService, process_methods
 from corral.agent.process_table import ProcessTable
@@ -64,7 +59,7 @@ async def run(
     table = ProcessTable(loop)
     users = UserDatabase(etc_dir)
     service = ProcessService(loop=loop, config=config, users=users, table=table)
-    filesystem = FilesystemService(loop, config, users, OwnerNames(etc_dir), WatcherRegistry())
+    filesystem = FilesystemService(loop, config, users, WatcherRegistry())
     methods = {**process_methods(service), **filesystem_methods(filesystem)}
     app = AgentApp(loop, config, methods, FileTransfers(loop, config, users))
     if stop is None:

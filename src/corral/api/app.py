@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from corral.api.auth import ApiKeyAuth
 from corral.api.connect import connect_sandbox
+from corral.api.connections import get_sandbox_connections
 from corral.api.create import create_sandbox
 from corral.api.detail import get_sandbox
 from corral.api.errors import (
@@ -27,6 +28,7 @@ from corral.api.events import get_sandbox_events
 from corral.api.kill import kill_sandbox
 from corral.api.listing import list_sandboxes, list_sandboxes_v1
 from corral.api.metrics import get_sandbox_metrics, get_sandboxes_metrics
+from corral.api.network import update_network
 from corral.api.timeout import set_sandbox_timeout
 from corral.orchestrator import Orchestrator, OrchestratorError
 
@@ -48,8 +50,10 @@ ROUTES = [
     Route("/sandboxes/{sandbox_id}", get_sandbox, methods=["GET"]),
     Route("/sandboxes/{sandbox_id}/metrics", get_sandbox_metrics, methods=["GET"]),
     Route("/sandboxes/{sandbox_id}/events", get_sandbox_events, methods=["GET"]),
+    Route("/sandboxes/{sandbox_id}/connections", get_sandbox_connections, methods=["GET"]),
     Route("/sandboxes/{sandbox_id}", kill_sandbox, methods=["DELETE"]),
     Route("/sandboxes/{sandbox_id}/timeout", set_sandbox_timeout, methods=["POST"]),
+    Route("/sandboxes/{sandbox_id}/network", update_network, methods=["PUT"]),
     Route("/health", health, methods=["GET"]),
 ]
 

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from corral.api.context import orchestrator_of
 from corral.api.errors import ApiError
+from corral.api.network import network_policy
 from corral.api.wire import (
     JsonObject,
     optional_bool,
@@ -17,6 +18,7 @@ from corral.api.wire import (
     string_map,
 )
 from corral.model import LimitOverrides
+from corral.network.policy import parse_create_network
 from corral.orchestrator import LIMIT_FIELD_NAMES, CreateSandbox
 
 __all__ = ["create_sandbox", "parse_create"]
@@ -25,8 +27,12 @@ __all__ = ["create_sandbox", "parse_create"]
 def parse_create(body: JsonObject) -> CreateSandbox:
     """`NewSandboxV2` (protocol doc §3.3) -> `CreateSandbox`.
 
-    Accepted and ignored: `secure`, `allow_internet_access`, `network`, `mcp`, `iam`,
-    `volumeMounts` (no egress policy or volumes yet; sandboxes have no network). Refused:
+    `network.allowPublicTraffic: false` gives the sandbox a `trafficAccessToken` that its
+    preview URLs require (`corral.router.preview`).
+
+    `allow_internet_access` and `network.allowOut/denyOut` are the egress policy
+    (`corral.network.policy`). Accepted and ignored: `secure`, the other `network` keys,
+    `mcp`, `iam`, `volumeMounts` (no volumes yet). Refused:
     `autoPause: true` and `autoResume.enabled: true` (pausing is not supported yet, and
     silently killing a sandbox that was meant to pause would lose its state).
 
@@ -54,8 +60,17 @@ def parse_create(body: JsonObject) -> CreateSandbox:
     limits = LimitOverrides(
         **{name: optional_int(body, key) for name, key in LIMIT_FIELD_NAMES.items()}
     )
+    public = (body.get("network") or {}).get("allowPublicTraffic")
+    if public is not None and not isinstance(public, bool):
+        raise ApiError(400, "'network.allowPublicTraffic' must be a boolean")
     return CreateSandbox(
-        template=template, timeout=timeout, metadata=metadata, env_vars=env_vars, limits=limits
+        template=template,
+        timeout=timeout,
+        metadata=metadata,
+        env_vars=env_vars,
+        limits=limits,
+        allow_public_traffic=public is not False,
+        network=network_policy(parse_create_network, body),
     )
 
 

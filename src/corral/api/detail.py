@@ -7,10 +7,14 @@ from starlette.responses import JSONResponse, Response
 
 from corral.api.context import orchestrator_of
 from corral.api.wire import render_detail
+from corral.network.policy import render_network
 
 __all__ = ["get_sandbox"]
 
 
 async def get_sandbox(request: Request) -> Response:
-    record = orchestrator_of(request).get(request.path_params["sandbox_id"])
-    return JSONResponse(render_detail(record))
+    orchestrator = orchestrator_of(request)
+    record = orchestrator.get(request.path_params["sandbox_id"])
+    body = render_detail(record)
+    body.update(render_network(record.network, orchestrator.settings.network))
+    return JSONResponse(body)

@@ -117,7 +117,7 @@ def render_sandbox(record: SandboxRecord) -> JsonObject:
         "clientID": CLIENT_ID,
         "envdVersion": ENVD_VERSION,
         "envdAccessToken": record.access_token,
-        "trafficAccessToken": None,
+        "trafficAccessToken": record.traffic_access_token,
         "domain": None,
     }
     if record.alias is not None:

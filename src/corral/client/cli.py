@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from corral import config
+from corral.cli_options import server_access_options
+from corral.client.connections import connections
 from corral.client.events import events
 from corral.client.run import ClientError, run_in_new_sandbox
 
@@ -22,16 +23,7 @@ def sandbox() -> None:
 
 
 @sandbox.command(context_settings={"ignore_unknown_options": True})
-@click.option(
-    "--url",
-    envvar="E2B_API_URL",
-    default=f"http://{config.DEFAULT_HOST}:{config.DEFAULT_PORT}",
-    show_default=True,
-    help="The server (env E2B_API_URL).",
-)
-@click.option(
-    "--api-key", envvar="E2B_API_KEY", default="corral", help="X-API-KEY (env E2B_API_KEY)."
-)
+@server_access_options
 @click.option("--template", default="base", show_default=True)
 @click.option(
     "--timeout",
@@ -69,3 +61,4 @@ def run(
 
 
 sandbox.add_command(events)
+sandbox.add_command(connections)

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from corral import config
+from corral.cli_options import server_access_options
 from corral.client.run import ClientError
 
 __all__ = ["events", "fetch_limit_events", "format_event"]
@@ -57,16 +57,7 @@ def _message(raw: bytes) -> str:
 
 
 @click.command()
-@click.option(
-    "--url",
-    envvar="E2B_API_URL",
-    default=f"http://{config.DEFAULT_HOST}:{config.DEFAULT_PORT}",
-    show_default=True,
-    help="The server (env E2B_API_URL).",
-)
-@click.option(
-    "--api-key", envvar="E2B_API_KEY", default="corral", help="X-API-KEY (env E2B_API_KEY)."
-)
+@server_access_options
 @click.option("--json", "as_json", is_flag=True, help="Print the server's JSON array as is.")
 @click.argument("sandbox_id")
 def events(url: str, api_key: str, as_json: bool, sandbox_id: str) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from corral.model.limits import LimitOverrides
+from corral.model.network import EgressPolicy, SandboxNetwork
 
 __all__ = ["Limits", "SandboxRecord", "SandboxSpec", "SandboxState", "TemplateRef"]
 
@@ -59,6 +60,8 @@ class SandboxSpec:
     limits: Limits = Limits()
     env_vars: Mapping[str, str] = field(default_factory=dict)
     hostname: str = "sandbox"
+    network: SandboxNetwork | None = None
+    """None: the sandbox's network namespace has only `lo`."""
 
 
 @dataclass(frozen=True)
@@ -77,3 +80,8 @@ class SandboxRecord:
     env_vars: Mapping[str, str]
     metadata: Mapping[str, str]
     agent_pid: int | None = None
+    network: EgressPolicy = EgressPolicy()
+    """The egress policy as the client asked for it (the operator's rules apply on top)."""
+    traffic_access_token: str | None = None
+    """Set when created with `network.allowPublicTraffic: false`: preview requests must
+    carry it (`E2B-Traffic-Access-Token`); None: preview URLs are open."""

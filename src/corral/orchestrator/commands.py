@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from corral.model import LimitOverrides, SandboxRecord
+from corral.model import EgressPolicy, LimitOverrides, SandboxRecord
 
 __all__ = ["CreateSandbox", "SandboxPage", "SandboxQuery"]
 
@@ -24,6 +24,10 @@ class CreateSandbox:
     metadata: Mapping[str, str] = field(default_factory=dict)
     env_vars: Mapping[str, str] = field(default_factory=dict)
     limits: LimitOverrides = LimitOverrides()
+    allow_public_traffic: bool = True
+    """False: preview requests need the sandbox's traffic access token."""
+    network: EgressPolicy = EgressPolicy()
+    """Egress policy as the client asked for it (`allow_internet_access`, `network`)."""
 
 
 @dataclass(frozen=True)

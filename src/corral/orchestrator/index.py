@@ -17,6 +17,7 @@ class SandboxRoute:
     sandbox_id: str
     agent_socket: str
     access_token: str
+    traffic_access_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,9 @@ class LiveIndex:
         return sandbox_id in self._entries
 
     def add(self, record: SandboxRecord, agent_socket: str, slot: int) -> None:
-        route = SandboxRoute(record.sandbox_id, agent_socket, record.access_token)
+        route = SandboxRoute(
+            record.sandbox_id, agent_socket, record.access_token, record.traffic_access_token
+        )
         self._entries[record.sandbox_id] = _Entry(record, route, slot)
 
     def replace_record(self, record: SandboxRecord) -> None:

@@ -20,12 +20,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from corral.model import (
+    EgressPolicy,
     SandboxRecord,
     SandboxSpec,
     SandboxState,
     new_access_token,
     new_sandbox_id,
 )
+from corral.network.connection_log import ConnectionLog
+from corral.network.gateway import Gateway, GatewayError
+from corral.network.services import NetworkServices
 from corral.orchestrator.commands import CreateSandbox, SandboxPage, SandboxQuery
 from corral.orchestrator.deadlines import DeadlineScheduler
 from corral.orchestrator.errors import (
@@ -65,8 +69,10 @@ class Orchestrator:
         templates: TemplateCatalog,
         settings: OrchestratorSettings | None = None,
         clock: Callable[[], float] = time.time,
+        gateway: Gateway | None = None,
     ) -> None:
         self._runtime = runtime
+        self._gateway = gateway
         self._store = store
         self._templates = templates
         self._settings = settings or OrchestratorSettings()
@@ -82,10 +88,26 @@ class Orchestrator:
             runtime, store, interval=self._settings.metrics_interval, clock=clock
         )
         self.add_removal_listener(self._telemetry.forget)
+        self._connection_log = ConnectionLog(store, clock=clock)
+        self._network_services = (
+            None if gateway is None else NetworkServices(gateway, self._connection_log)
+        )
+        if self._network_services is not None:
+            self.add_removal_listener(self._network_services.forget)
 
     @property
     def settings(self) -> OrchestratorSettings:
         return self._settings
+
+    @property
+    def gateway(self) -> Gateway | None:
+        """The sandboxes' network gateway; None: sandboxes have only `lo`."""
+        return self._gateway
+
+    @property
+    def connection_log(self) -> ConnectionLog:
+        """Every connection attempt of sandboxes (resolver, proxy, firewall verdicts)."""
+        return self._connection_log
 
     @property
     def telemetry(self) -> Telemetry:
@@ -97,7 +119,18 @@ class Orchestrator:
     async def start(self) -> ReconcileReport:
         """Open the runtime and reconcile it with the store (see `reconcile`)."""
         self._runtime.on_exit(self._on_sandbox_died)
-        await self._runtime.open()
+        if self._gateway is not None:
+            await self._gateway.open()
+        try:
+            if self._network_services is not None:
+                await self._network_services.start()
+            await self._runtime.open()
+        except BaseException:
+            if self._network_services is not None:
+                await self._network_services.close()
+            if self._gateway is not None:
+                await self._gateway.close()
+            raise
         report = await self.reconcile()
         self._telemetry.open()
         return report
@@ -117,6 +150,11 @@ class Orchestrator:
         if ids:
             log.info("stopped %d sandbox(es) at shutdown", len(ids))
         await self._runtime.close()
+        if self._network_services is not None:
+            await self._network_services.close()
+        self._connection_log.close()
+        if self._gateway is not None:
+            await self._gateway.close()
 
     async def reconcile(self) -> ReconcileReport:
         """Re-adopt sandboxes that survived a server crash; remove everything else."""
@@ -132,6 +170,11 @@ class Orchestrator:
             self._index.add(record, adoption.sandbox.agent_socket, adoption.slot)
             self._deadlines.set(record.sandbox_id, record.end_at)
             self._telemetry.track(record.sandbox_id, record.limits, record.started_at, adopted=True)
+            if self._gateway is not None:
+                try:
+                    await self._gateway.attach(record.sandbox_id, adoption.slot, record.network)
+                except GatewayError:
+                    log.exception("reconcile: no network policy for sandbox %s", record.sandbox_id)
         stopped: list[str] = []
         for sandbox_id in plan.stop:
             try:
@@ -141,6 +184,8 @@ class Orchestrator:
                 log.exception("reconcile: could not stop sandbox %s", sandbox_id)
         adopted = tuple(a.record.sandbox_id for a in plan.adopt)
         swept = await self._runtime.sweep(set(adopted))
+        if self._gateway is not None:
+            await self._gateway.sweep()
         for sandbox_id in plan.delete_rows:
             self._store.delete(sandbox_id)
         report = ReconcileReport(adopted, tuple(stopped), plan.delete_rows, tuple(swept))
@@ -182,6 +227,8 @@ class Orchestrator:
             limits=limits,
             env_vars=dict(command.env_vars),
             metadata=dict(command.metadata),
+            traffic_access_token=None if command.allow_public_traffic else new_access_token(),
+            network=command.network,
         )
         spec = SandboxSpec(
             sandbox_id=sandbox_id,
@@ -199,8 +246,13 @@ class Orchestrator:
                 self._slots.release(slot)
                 raise
             try:
+                if self._gateway is not None:
+                    network = await self._gateway.attach(sandbox_id, slot, record.network)
+                    spec = replace(spec, network=network)
                 live = await self._runtime.start(spec)
             except BaseException as exc:
+                if self._gateway is not None:
+                    await asyncio.shield(self._gateway.detach(sandbox_id))
                 self._forget_failed_start(sandbox_id, slot)
                 if isinstance(exc, RuntimeError_):
                     log.warning("sandbox %s failed to start: %s", sandbox_id, exc)
@@ -219,6 +271,8 @@ class Orchestrator:
                 self._store.update(record)
             except BaseException:
                 await asyncio.shield(self._runtime.stop(sandbox_id))
+                if self._gateway is not None:
+                    await asyncio.shield(self._gateway.detach(sandbox_id))
                 self._forget_failed_start(sandbox_id, slot)
                 raise
             self._index.add(record, live.agent_socket, slot)
@@ -259,6 +313,19 @@ class Orchestrator:
 
     def list(self, query: SandboxQuery) -> SandboxPage:
         return select_page(self._index.records(), query)
+
+    async def set_network(self, sandbox_id: str, policy: EgressPolicy) -> SandboxRecord:
+        """Replace a running sandbox's egress policy; in force when this returns."""
+        self.get(sandbox_id)
+        if self._gateway is not None:
+            await self._gateway.apply(sandbox_id, policy)
+        current = self._index.record(sandbox_id)  # it may have gone meanwhile
+        if current is None:
+            raise SandboxNotFound(sandbox_id)
+        updated = replace(current, network=policy)
+        self._store.update(updated)
+        self._index.replace_record(updated)
+        return updated
 
     async def kill(self, sandbox_id: str) -> None:
         """Kill a running sandbox. It vanishes at once; teardown finishes before returning.
@@ -351,6 +418,11 @@ class Orchestrator:
                 "could not stop sandbox %s; its uid slot stays reserved until restart", sandbox_id
             )
             return
+        if self._gateway is not None:
+            try:
+                await self._gateway.detach(sandbox_id)
+            except Exception:
+                log.exception("could not remove the network of sandbox %s", sandbox_id)
         self._slots.release(slot)
         try:
             self._store.delete(sandbox_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from corral.network.policy import OperatorNetworkSettings
 from corral.orchestrator.limits import LimitPolicy
 
 __all__ = ["OrchestratorSettings"]
@@ -23,6 +24,8 @@ class OrchestratorSettings:
     """Concurrent sandboxes; each takes one uid slot. pid_max (32768) is the real ceiling."""
     limits: LimitPolicy = field(default_factory=LimitPolicy)
     """Default and maximum resource limits of a sandbox (see `orchestrator.limits`)."""
+    network: OperatorNetworkSettings = field(default_factory=OperatorNetworkSettings)
+    """Egress default and ceiling of every sandbox (used when a gateway is given)."""
     metrics_interval: float = 5.0
     """Seconds between two usage samples of each sandbox (metrics and limit events)."""
     max_map_entries: int = 128

@@ -21,8 +21,13 @@ by uvicorn in front of it); the httpx variant adds ~1.1-1.4 ms and buffers more.
 lets us abort a client connection mid-stream, which httpx-based forwarding hides.
 
 Error semantics (protocol doc §2, §4.8): unknown or dead sandbox -> 502 "was not found";
-agent unreachable while the sandbox is listed, or a port other than 49983 -> 502 "port is
-not open"; agent lost mid-response -> the client connection is aborted (no final chunk).
+agent unreachable while the sandbox is listed, or nothing listening on a preview port ->
+502 "port is not open"; a preview request without the sandbox's required traffic token ->
+403; agent lost mid-response -> the client connection is aborted (no final chunk).
+
+Preview URLs (`preview`, `tunnel`, `websocket`): a port other than 49983, named by
+`E2b-Sandbox-Port` or by a Host `{port}-{sandboxId}.{domain}`, is reached through a tunnel
+the sandbox's agent opens to `127.0.0.1:<port>` inside it; see `docs/preview-urls.md`.
 """
 
 from corral.router.directory import RoutableSandbox, SandboxDirectory

@@ -22,6 +22,10 @@ class RoutableSandbox(Protocol):
     def access_token(self) -> str:
         """The envd access token; also the key of the sandbox's signed file URLs."""
 
+    @property
+    def traffic_access_token(self) -> str | None:
+        """Required on preview requests (`allowPublicTraffic: false`); None: open."""
+
 
 class SandboxDirectory(Protocol):
     """Lookup of running sandboxes. Must be O(1) per id: it is called on every request."""

@@ -3,7 +3,9 @@
 Only the request line and headers are rebuilt; bodies are streamed in both directions as
 they arrive (chunked client bodies are re-chunked, `Content-Length` bodies are passed
 through). The agent's response is parsed with `httptools` just enough to find the status,
-headers and message boundaries. Each read from the agent becomes one ASGI body message.
+headers and message boundaries; once the head of a `Content-Length` response is parsed, the
+rest of its body is relayed as read, without the parser (a file download is one). Each read
+from the agent becomes one ASGI body message.
 
 Outcomes (`Outcome`): the exchange finished and the connection may be reused; or the agent
 went away before answering (`AgentUnavailable`, the caller answers 502 or retries a
@@ -40,8 +42,17 @@ _DROP_REQUEST_HEADERS = frozenset(
         b"expect",
     }
 )
+# `date` and `server`: the HTTP server in front (uvicorn) adds its own.
 _DROP_RESPONSE_HEADERS = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"trailer"}
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"trailer",
+        b"date",
+        b"server",
+    }
 )
 _LAST_CHUNK = b"0\r\n\r\n"
 
@@ -93,15 +104,17 @@ class RequestBody:
         return cls(chunked=chunked, first=body, more=more)
 
 
-def build_request_head(scope: Scope, body: RequestBody) -> bytes:
-    """Request line and headers for the agent, without hop-by-hop headers."""
+def build_request_head(
+    scope: Scope, body: RequestBody, drop: frozenset[bytes] = frozenset()
+) -> bytes:
+    """Request line and headers for the agent, without hop-by-hop headers (nor `drop`)."""
     target = scope.get("raw_path") or scope["path"].encode()
     query = scope.get("query_string", b"")
     if query:
         target = target + b"?" + query
     parts = [scope["method"].encode(), b" ", target, b" HTTP/1.1\r\n"]
     for name, value in scope["headers"]:
-        if name not in _DROP_REQUEST_HEADERS:
+        if name not in _DROP_REQUEST_HEADERS and name not in drop:
             parts += (name, b": ", value, b"\r\n")
     if body.chunked:
         parts.append(b"transfer-encoding: chunked\r\n")
@@ -118,24 +131,53 @@ def _frame(chunk: bytes, chunked: bool) -> bytes:
 class _Response:
     """httptools callbacks: collect what the last `feed_data` produced."""
 
-    __slots__ = ("body", "complete", "headers", "headers_done")
+    __slots__ = (
+        "body",
+        "chunked",
+        "complete",
+        "framed",
+        "headers",
+        "headers_done",
+        "keep_alive",
+        "length",
+        "parser",
+        "received",
+    )
 
     def __init__(self) -> None:
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_done = False
         self.body: list[bytes] = []
         self.complete = False
+        self.keep_alive = False
+        """Read with the head: llhttp forgets it once it resets for the next message."""
+        self.framed = False
+        """Content-Length or chunked: else the body ends when the connection does."""
+        self.length: int | None = None
+        """The `Content-Length` header (llhttp has checked it); ignored if `chunked`."""
+        self.chunked = False
+        self.received = 0
+        """Body bytes the parser has produced so far."""
+        self.parser = httptools.HttpResponseParser(self)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
+        if name == b"content-length" or name == b"transfer-encoding":
+            self.framed = True
+        if name == b"content-length" and not self.headers_done:  # not a trailer
+            self.length = int(value)
+        elif name == b"transfer-encoding":
+            self.chunked = True
         if name not in _DROP_RESPONSE_HEADERS:
             self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
+        self.keep_alive = bool(self.parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
+        self.received += len(body)
 
     def on_message_complete(self) -> None:
         self.complete = True
@@ -170,7 +212,7 @@ async def exchange(
             _pump_body(conn, body.chunked, receive, flags)
         )
     response = _Response()
-    parser = httptools.HttpResponseParser(response)
+    parser = response.parser
     started = False
     head_only = scope["method"] == "HEAD"
     try:
@@ -184,7 +226,12 @@ async def exchange(
                     return Outcome.DONE
                 if not started:
                     raise AgentUnavailable("the agent closed the connection without answering")
-                return Outcome.ABORTED
+                if response.framed or response.complete:
+                    return Outcome.ABORTED
+                # A body delimited by the end of the connection (a service behind a
+                # preview URL may answer so; the agent never does): it is complete.
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return Outcome.DONE
             try:
                 parser.feed_data(data)
             except httptools.HttpParserError:
@@ -220,11 +267,34 @@ async def exchange(
                     }
                 )
             if response.complete:
-                reusable = flags.request_sent and not head_only and parser.should_keep_alive()
+                reusable = flags.request_sent and not head_only and response.keep_alive
                 return Outcome.REUSABLE if reusable else Outcome.DONE
+            if started and response.length is not None and not response.chunked:
+                rest = response.length - response.received
+                return await _relay_fixed(conn, rest, response.keep_alive, send, flags)
     finally:
         if helper is not None:
             helper.cancel()
+
+
+async def _relay_fixed(
+    conn: AgentConnection, rest: int, keep_alive: bool, send: Send, flags: _Flags
+) -> Outcome:
+    """Relay the last `rest` bytes of a `Content-Length` body as they are read.
+
+    Reads never ask for more than `rest`, so nothing past the body is consumed.
+    """
+    reader = conn.reader
+    while rest:
+        try:
+            data = await reader.read(min(rest, _READ_SIZE))
+        except OSError:
+            data = b""
+        if not data:
+            return Outcome.DONE if flags.client_gone else Outcome.ABORTED
+        rest -= len(data)
+        await send({"type": "http.response.body", "body": data, "more_body": rest > 0})
+    return Outcome.REUSABLE if flags.request_sent and keep_alive else Outcome.DONE
 
 
 async def _pump_body(conn: AgentConnection, chunked: bool, receive: Receive, flags: _Flags) -> None:

@@ -28,6 +28,7 @@ from corral.runtime._linux.cgroups import (
     release_dynamic_changes,
 )
 from corral.runtime._linux.disk_quota import StoragePool, remove_volume, volume_usage
+from corral.runtime._linux.sandbox_net import network_to_json
 from corral.runtime.base import (
     LauncherUnavailable,
     LiveSandbox,
@@ -156,6 +157,7 @@ class NamespacesRuntime:
             "state_dir": str(self.sandboxes_state / spec.sandbox_id),
             "run_dir": str(run_dir),
             "agent_config": _agent_config_json(spec),
+            "network": network_to_json(spec.network),
         }
         try:
             reply = await asyncio.wait_for(self._call("create", request), self.start_timeout)

@@ -12,18 +12,23 @@ Error hierarchy::
     └── SchemaMismatch       the database was written by an incompatible version
 
 Besides sandbox rows, a store keeps `LimitEvent`s (a sandbox hit its memory, process, CPU
-or disk limit) for a while after their sandbox is gone.
+or disk limit) and `ConnectionEntry`s (the egress log: every connection attempt with its
+verdict and, once it ended, its bytes) for a while after their sandbox is gone.
 """
 
 from corral.store.base import DuplicateSandbox, SchemaMismatch, Store, StoreError, UnknownSandbox
+from corral.store.connections import CONNECTIONS_PER_SANDBOX, ConnectionEntry, FlowEnd, Verdict
 from corral.store.events import EVENTS_PER_SANDBOX, LimitEvent, LimitKind
 from corral.store.memory import MemoryStore
 from corral.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 __all__ = [
+    "CONNECTIONS_PER_SANDBOX",
     "EVENTS_PER_SANDBOX",
     "SCHEMA_VERSION",
+    "ConnectionEntry",
     "DuplicateSandbox",
+    "FlowEnd",
     "LimitEvent",
     "LimitKind",
     "MemoryStore",
@@ -32,4 +37,5 @@ __all__ = [
     "Store",
     "StoreError",
     "UnknownSandbox",
+    "Verdict",
 ]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from corral.model import SandboxRecord
+from corral.store.connections import ConnectionEntry, FlowEnd, Verdict
 from corral.store.events import LimitEvent
 
 __all__ = ["DuplicateSandbox", "SchemaMismatch", "Store", "StoreError", "UnknownSandbox"]
@@ -28,8 +29,8 @@ class SchemaMismatch(StoreError):
 
 
 class Store(Protocol):
-    """Sandbox rows keyed by sandbox id, plus the limit events of sandboxes (also of
-    removed ones, for a while). Calls are synchronous and fast (local, WAL).
+    """Sandbox rows keyed by sandbox id, plus the limit events and connection-log entries of
+    sandboxes (also of removed ones, for a while). Calls are synchronous and fast (local, WAL).
 
     Every call is made from the server's event-loop thread; a store need not be thread-safe.
     """
@@ -58,6 +59,25 @@ class Store(Protocol):
 
     def prune_limit_events(self, before: float) -> int:
         """Delete events older than unix time `before`; return how many were deleted."""
+
+    def add_connections(self, entries: Sequence[ConnectionEntry]) -> None:
+        """Append connection-log entries; keep only the newest `CONNECTIONS_PER_SANDBOX` of
+        each sandbox. Like limit events they outlive the sandbox (`prune_connections`)."""
+
+    def end_connections(self, ends: Sequence[FlowEnd]) -> None:
+        """Give each ended flow's byte counts to the newest entry of the same flow (sandbox,
+        protocol, destination, port, source port) if that entry has not ended yet; if it has
+        (Corral's proxy counted it already) the end is ignored; a flow without any entry is
+        added as an allowed entry of its own (its start was not logged)."""
+
+    def connections(
+        self, sandbox_id: str, limit: int, verdict: Verdict | None = None
+    ) -> list[ConnectionEntry]:
+        """The newest `limit` entries of `sandbox_id` (only `verdict` ones if given), oldest
+        first."""
+
+    def prune_connections(self, before: float) -> int:
+        """Delete entries older than unix time `before`; return how many were deleted."""
 
     def close(self) -> None:
         """Release the backing resources. The store is unusable afterwards."""

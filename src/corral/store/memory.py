@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from corral.model import SandboxRecord
 from corral.store.base import DuplicateSandbox, UnknownSandbox
+from corral.store.connections import CONNECTIONS_PER_SANDBOX, ConnectionEntry, FlowEnd, Verdict
 from corral.store.events import EVENTS_PER_SANDBOX, LimitEvent
 
 __all__ = ["MemoryStore"]
@@ -17,6 +19,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._rows: dict[str, SandboxRecord] = {}
         self._events: dict[str, list[LimitEvent]] = {}
+        self._connections: dict[str, list[ConnectionEntry]] = {}
 
     def insert(self, record: SandboxRecord) -> None:
         if record.sandbox_id in self._rows:
@@ -57,6 +60,54 @@ class MemoryStore:
                 del self._events[sandbox_id]
         return deleted
 
+    def add_connections(self, entries: Sequence[ConnectionEntry]) -> None:
+        for entry in entries:
+            kept = self._connections.setdefault(entry.sandbox_id, [])
+            kept.append(entry)
+            del kept[:-CONNECTIONS_PER_SANDBOX]
+
+    def end_connections(self, ends: Sequence[FlowEnd]) -> None:
+        for end in ends:
+            kept = self._connections.get(end.sandbox_id, [])
+            flow = (end.protocol, end.destination, end.port, end.source_port)
+            index = next(
+                (
+                    i
+                    for i in range(len(kept) - 1, -1, -1)
+                    if (kept[i].protocol, kept[i].destination, kept[i].port, kept[i].source_port)
+                    == flow
+                ),
+                None,
+            )
+            if index is None:
+                self.add_connections([end.as_entry()])
+            elif kept[index].ended_at is None:
+                kept[index] = replace(
+                    kept[index],
+                    bytes_sent=end.bytes_sent,
+                    bytes_received=end.bytes_received,
+                    ended_at=end.ended_at,
+                )
+
+    def connections(
+        self, sandbox_id: str, limit: int, verdict: Verdict | None = None
+    ) -> list[ConnectionEntry]:
+        kept = self._connections.get(sandbox_id, [])
+        chosen = [e for e in kept if verdict is None or e.verdict is verdict]
+        return chosen[-limit:] if limit > 0 else []
+
+    def prune_connections(self, before: float) -> int:
+        deleted = 0
+        for sandbox_id, kept in list(self._connections.items()):
+            fresh = [e for e in kept if e.timestamp >= before]
+            deleted += len(kept) - len(fresh)
+            if fresh:
+                self._connections[sandbox_id] = fresh
+            else:
+                del self._connections[sandbox_id]
+        return deleted
+
     def close(self) -> None:
         self._rows.clear()
         self._events.clear()
+        self._connections.clear()

@@ -1,11 +1,12 @@
 """`SqliteStore`: the embedded default store (stdlib `sqlite3`, WAL, `synchronous=NORMAL`).
 
-Table `sandboxes` holds one row per sandbox; `limit_events` the limit events of sandboxes,
-including removed ones (capped per sandbox, pruned by age). The schema version lives in
+Table `sandboxes` holds one row per sandbox; `limit_events` the limit events of sandboxes
+and `connections` their connection-log entries, including those of removed sandboxes
+(capped per sandbox, pruned by age). The schema version lives in
 `PRAGMA user_version`; opening a database written by a newer schema raises `SchemaMismatch`
-instead of guessing. Tables added later without changing existing ones (`limit_events`) are
-made with `CREATE TABLE IF NOT EXISTS` at every open, so older files gain them and keep
-their version. The file holds access tokens, so it is created mode 0600.
+instead of guessing. Tables added later without changing existing ones (`limit_events`,
+`connections`) are made with `CREATE TABLE IF NOT EXISTS` at every open, so older files gain
+them and keep their version. The file holds access tokens, so it is created mode 0600.
 
 WAL with `synchronous=NORMAL` keeps a committed row across a process crash (only an OS
 crash can lose the last transactions), at a few tens of microseconds per write.
@@ -20,8 +21,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from corral.model import Limits, SandboxRecord, SandboxState
+from corral.model import Limits, SandboxRecord, SandboxState, policy_from_json, policy_to_json
 from corral.store.base import DuplicateSandbox, SchemaMismatch, StoreError, UnknownSandbox
+from corral.store.connections import CONNECTIONS_PER_SANDBOX, ConnectionEntry, FlowEnd, Verdict
 from corral.store.events import EVENTS_PER_SANDBOX, LimitEvent, LimitKind
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
@@ -41,7 +43,9 @@ CREATE TABLE sandboxes (
     limits       TEXT NOT NULL,
     env_vars     TEXT NOT NULL,
     metadata     TEXT NOT NULL,
-    agent_pid    INTEGER
+    agent_pid    INTEGER,
+    network      TEXT,
+    traffic_access_token TEXT
 ) WITHOUT ROWID
 """
 
@@ -58,11 +62,36 @@ _ADDED_TABLES = (
     """,
     "CREATE INDEX IF NOT EXISTS limit_events_of_sandbox ON limit_events (sandbox_id, id)",
     "CREATE INDEX IF NOT EXISTS limit_events_by_time ON limit_events (timestamp)",
+    """
+    CREATE TABLE IF NOT EXISTS connections (
+        id             INTEGER PRIMARY KEY,
+        sandbox_id     TEXT NOT NULL,
+        timestamp      REAL NOT NULL,
+        protocol       TEXT NOT NULL,
+        destination    TEXT NOT NULL,
+        port           INTEGER,
+        verdict        TEXT NOT NULL,
+        reason         TEXT NOT NULL,
+        name           TEXT,
+        source_port    INTEGER,
+        bytes_sent     INTEGER,
+        bytes_received INTEGER,
+        ended_at       REAL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS connections_of_sandbox ON connections (sandbox_id, id)",
+    "CREATE INDEX IF NOT EXISTS connections_by_time ON connections (timestamp)",
 )
+
+_CONNECTION_COLUMNS = (
+    "sandbox_id, timestamp, protocol, destination, port, verdict, reason, name, source_port, "
+    "bytes_sent, bytes_received, ended_at"
+)
+_CONNECTION_SLOTS = ",".join("?" * len(_CONNECTION_COLUMNS.split(",")))
 
 _COLUMNS = (
     "sandbox_id, template_id, alias, state, access_token, uid_base, started_at, end_at, "
-    "limits, env_vars, metadata, agent_pid"
+    "limits, env_vars, metadata, agent_pid, network, traffic_access_token"
 )
 
 
@@ -101,6 +130,11 @@ class SqliteStore:
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             for statement in _ADDED_TABLES:
                 self._db.execute(statement)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(sandboxes)")}
+            if "network" not in columns:  # added after version 1: older files gain it
+                self._db.execute("ALTER TABLE sandboxes ADD COLUMN network TEXT")
+            if "traffic_access_token" not in columns:  # likewise
+                self._db.execute("ALTER TABLE sandboxes ADD COLUMN traffic_access_token TEXT")
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
@@ -108,7 +142,7 @@ class SqliteStore:
     def insert(self, record: SandboxRecord) -> None:
         try:
             self._db.execute(
-                f"INSERT INTO sandboxes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO sandboxes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 _to_row(record),
             )
         except sqlite3.IntegrityError as exc:
@@ -122,7 +156,7 @@ class SqliteStore:
             cursor = self._db.execute(
                 "UPDATE sandboxes SET template_id=?, alias=?, state=?, access_token=?, "
                 "uid_base=?, started_at=?, end_at=?, limits=?, env_vars=?, metadata=?, "
-                "agent_pid=? WHERE sandbox_id=?",
+                "agent_pid=?, network=?, traffic_access_token=? WHERE sandbox_id=?",
                 (*row[1:], row[0]),
             )
         except sqlite3.Error as exc:
@@ -196,6 +230,80 @@ class SqliteStore:
             raise StoreError(f"cannot prune limit events: {exc}") from exc
         return cursor.rowcount
 
+    def add_connections(self, entries: Sequence[ConnectionEntry]) -> None:
+        try:
+            with self._transaction():
+                self._db.executemany(
+                    f"INSERT INTO connections ({_CONNECTION_COLUMNS}) VALUES ({_CONNECTION_SLOTS})",
+                    [_connection_row(e) for e in entries],
+                )
+                self._cap_connections({e.sandbox_id for e in entries})
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot record connections: {exc}") from exc
+
+    def end_connections(self, ends: Sequence[FlowEnd]) -> None:
+        try:
+            with self._transaction():
+                unmatched = []
+                for end in ends:
+                    newest = self._db.execute(
+                        "SELECT id, ended_at FROM connections WHERE sandbox_id=? "
+                        "AND protocol=? AND destination=? AND port IS ? AND source_port IS ? "
+                        "ORDER BY id DESC LIMIT 1",
+                        (end.sandbox_id, end.protocol, end.destination, end.port, end.source_port),
+                    ).fetchone()
+                    if newest is None:
+                        unmatched.append(end.as_entry())
+                    elif newest[1] is None:
+                        self._db.execute(
+                            "UPDATE connections SET bytes_sent=?, bytes_received=?, ended_at=? "
+                            "WHERE id=?",
+                            (end.bytes_sent, end.bytes_received, end.ended_at, newest[0]),
+                        )
+                self._db.executemany(
+                    f"INSERT INTO connections ({_CONNECTION_COLUMNS}) VALUES ({_CONNECTION_SLOTS})",
+                    [_connection_row(e) for e in unmatched],
+                )
+                self._cap_connections({e.sandbox_id for e in unmatched})
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot record ended connections: {exc}") from exc
+
+    def _cap_connections(self, sandbox_ids: set[str]) -> None:
+        for sandbox_id in sandbox_ids:
+            self._db.execute(
+                "DELETE FROM connections WHERE sandbox_id=? AND id <= ("
+                "SELECT id FROM connections WHERE sandbox_id=? "
+                "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (sandbox_id, sandbox_id, CONNECTIONS_PER_SANDBOX),
+            )
+
+    def connections(
+        self, sandbox_id: str, limit: int, verdict: Verdict | None = None
+    ) -> list[ConnectionEntry]:
+        where = "sandbox_id=?" if verdict is None else "sandbox_id=? AND verdict=?"
+        args: tuple[Any, ...] = (sandbox_id,) if verdict is None else (sandbox_id, verdict.value)
+        try:
+            rows = self._db.execute(
+                f"SELECT {_CONNECTION_COLUMNS} FROM connections WHERE {where} "
+                "ORDER BY id DESC LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read connections of sandbox {sandbox_id}: {exc}") from exc
+        known = {v.value: v for v in Verdict}
+        return [
+            _connection_from_row(row, known[row[5]])
+            for row in reversed(rows)
+            if row[5] in known  # a newer corral may record verdicts this one does not know
+        ]
+
+    def prune_connections(self, before: float) -> int:
+        try:
+            cursor = self._db.execute("DELETE FROM connections WHERE timestamp < ?", (before,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot prune connections: {exc}") from exc
+        return cursor.rowcount
+
     def close(self) -> None:
         self._db.close()
 
@@ -211,6 +319,41 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+def _connection_row(e: ConnectionEntry) -> tuple[Any, ...]:
+    return (
+        e.sandbox_id,
+        e.timestamp,
+        e.protocol,
+        e.destination,
+        e.port,
+        e.verdict.value,
+        e.reason,
+        e.name,
+        e.source_port,
+        e.bytes_sent,
+        e.bytes_received,
+        e.ended_at,
+    )
+
+
+def _connection_from_row(row: tuple[Any, ...], verdict: Verdict) -> ConnectionEntry:
+    sandbox_id, ts, protocol, destination, port, _, reason, name, sport, sent, got, ended = row
+    return ConnectionEntry(
+        sandbox_id=sandbox_id,
+        timestamp=float(ts),
+        protocol=protocol,
+        destination=destination,
+        port=port,
+        verdict=verdict,
+        reason=reason,
+        name=name,
+        source_port=sport,
+        bytes_sent=sent,
+        bytes_received=got,
+        ended_at=None if ended is None else float(ended),
+    )
 
 
 def _to_row(record: SandboxRecord) -> tuple[Any, ...]:
@@ -236,6 +379,8 @@ def _to_row(record: SandboxRecord) -> tuple[Any, ...]:
         json.dumps(dict(record.env_vars)),
         json.dumps(dict(record.metadata)),
         record.agent_pid,
+        policy_to_json(record.network),
+        record.traffic_access_token,
     )
 
 
@@ -253,6 +398,8 @@ def _from_row(row: tuple[Any, ...]) -> SandboxRecord:
         env,
         meta,
         pid,
+        network,
+        traffic_token,
     ) = row
     raw_limits: Mapping[str, int] = json.loads(limits)  # older rows lack open_files: default
     return SandboxRecord(
@@ -268,4 +415,6 @@ def _from_row(row: tuple[Any, ...]) -> SandboxRecord:
         env_vars=json.loads(env),
         metadata=json.loads(meta),
         agent_pid=None if pid is None else int(pid),
+        network=policy_from_json(network),
+        traffic_access_token=traffic_token,
     )

@@ -1,4 +1,4 @@
-"""Pure pieces of the filesystem service: paths, mode strings, owner names, network mounts."""
+"""Pure pieces of the filesystem service: paths, mode strings, network mounts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from corral.agent.errors import InvalidPath
 from corral.agent.filesystem_service._linux import inotify
 from corral.agent.filesystem_service.entry_info import permissions_string
 from corral.agent.filesystem_service.network_mounts import is_network_mount
-from corral.agent.filesystem_service.owners import OwnerNames
 from corral.agent.filesystem_service.paths import resolve_path
 from corral.agent.users import User
 
@@ -62,21 +61,6 @@ def test_resolve_path_without_workdir_and_with_nul() -> None:
 )
 def test_permissions_string_is_go_file_mode_string(mode: int, text: str) -> None:
     assert permissions_string(mode) == text
-
-
-def test_owner_names_fall_back_to_numbers_and_see_changes(tmp_path: Path) -> None:
-    (tmp_path / "passwd").write_text(
-        "root:x:0:0::/root:/bin/sh\n#c:x:5:5\nuser:x:1000:1000::/h:/s\n"
-    )
-    (tmp_path / "group").write_text("root:x:0:\nstaff:x:50:user\n")
-    owners = OwnerNames(str(tmp_path))
-    owners.refresh()
-    assert [owners.user(0), owners.user(1000), owners.user(5)] == ["root", "user", "5"]
-    assert [owners.group(50), owners.group(1000)] == ["staff", "1000"]
-    with open(tmp_path / "passwd", "a") as handle:
-        handle.write("other:x:5:5::/o:/s\n")
-    owners.refresh()
-    assert owners.user(5) == "other"
 
 
 def _mountinfo(tmp_path: Path, *mounts: tuple[str, str]) -> str:

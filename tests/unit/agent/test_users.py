@@ -1,4 +1,4 @@
-"""`UserDatabase`: hand-parsed passwd/group, supplementary groups, refresh on change."""
+"""`UserDatabase`: hand-parsed passwd/group, supplementary groups, owner names, changes."""
 
 from __future__ import annotations
 
@@ -60,6 +60,21 @@ def test_root_exists_even_without_passwd(tmp_path: Path) -> None:
     assert users.lookup("root") == User("root", 0, 0, "/root", "/bin/sh", (0,))
     with pytest.raises(UnknownUser):
         users.lookup("user")
+
+
+def test_owner_names_fall_back_to_numbers_and_see_changes(tmp_path: Path) -> None:
+    (tmp_path / "passwd").write_text(
+        "root:x:0:0::/root:/bin/sh\n#c:x:5:5\nuser:x:1000:1000::/h:/s\n"
+    )
+    (tmp_path / "group").write_text("root:x:0:\nstaff:x:50:user\n")
+    users = UserDatabase(str(tmp_path))
+    users.refresh()
+    assert [users.user_name(0), users.user_name(1000), users.user_name(5)] == ["root", "user", "5"]
+    assert [users.group_name(50), users.group_name(1000)] == ["staff", "1000"]
+    with open(tmp_path / "passwd", "a") as handle:
+        handle.write("other:x:5:5::/o:/s\n")
+    users.refresh()
+    assert users.user_name(5) == "other"
 
 
 def test_host_database_matches_pwd_module() -> None:

@@ -19,6 +19,7 @@ class Route:
     sandbox_id: str
     agent_socket: str
     access_token: str
+    traffic_access_token: str | None = None
 
 
 class DictDirectory:

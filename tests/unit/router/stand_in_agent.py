@@ -2,8 +2,10 @@
 
 Routes: GET /health -> 204; POST /echo -> streams the request body back chunk by chunk;
 GET /stream?n=K -> K chunks "chunk-i\\n" then end; GET /forever -> a chunk every 10 ms until
-the connection drops; anything else -> 200 JSON describing the request (method, path, query,
-headers).
+the connection drops; GET /sized?n=N[&cut=K][&close=1] -> `Content-Length: N`, bytes
+`i % 251` sent in 64 KiB pieces (only K of them with `cut`: the connection drops; `close`
+adds `Connection: close`); anything else -> 200 JSON describing the request (method, path,
+query, headers).
 """
 
 from __future__ import annotations
@@ -59,6 +61,21 @@ async def stand_in_agent(scope: Scope, receive: Any, send: Any) -> None:
                 {"type": "http.response.body", "body": f"chunk-{i}\n".encode(), "more_body": True}
             )
         await send({"type": "http.response.body", "body": b""})
+    elif path == "/sized":
+        query = parse_qs(scope["query_string"].decode())
+        size = int(query["n"][0])
+        cut = int(query.get("cut", [str(size)])[0])
+        headers = [(b"content-length", str(size).encode())]
+        if "close" in query:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        body = sized_body(cut)
+        for start in range(0, cut, 65536):
+            piece = body[start : start + 65536]
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await asyncio.sleep(0)
+        if cut == size:
+            await send({"type": "http.response.body", "body": b""})
     elif path == "/forever":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         i = 0
@@ -95,6 +112,11 @@ async def stand_in_agent(scope: Scope, receive: Any, send: Any) -> None:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+
+def sized_body(size: int) -> bytes:
+    """The body of `/sized?n=size`."""
+    return bytes(i % 251 for i in range(size))
 
 
 @asynccontextmanager

@@ -1,8 +1,16 @@
 """`GET /files`: stream a regular file to the client (protocol doc §7.3).
 
-The file is read in 128 KiB steps, one per loop iteration, and written to the response as a
-chunk; when the transport's buffer is full (`Response.on_flow(True)`) reading stops until
-it drains, so memory per download stays about two chunks whatever the file size.
+An uncompressed file larger than one chunk is answered with `Content-Length` (its size at
+open) and sent by the kernel (`Response.send_file`, sendfile): no bytes pass through Python,
+and the socket buffer is the only buffer. If the file shrinks meanwhile the connection is
+aborted, so the client sees a failed download rather than a short one; if it grows, the
+bytes past the size at open are not sent.
+
+Otherwise (gzip, and small files, which include the pseudo-files of /proc and /sys whose
+`st_size` is 0 or a nominal 4096) the file is read in 128 KiB steps, one per loop
+iteration, and written to the response as a chunk; when the transport's buffer is full
+(`Response.on_flow(True)`) reading stops until it drains, so memory per download stays
+about two chunks whatever the file size.
 
 Encoding: identity unless the client asks for gzip *alone* (`Accept-Encoding: gzip`, what
 the SDK sends for `files.read(gzip=True)`); the SDK's default `gzip, deflate` is answered
@@ -17,6 +25,7 @@ import logging
 import os
 import posixpath
 import stat
+from collections.abc import Awaitable
 from urllib.parse import quote
 
 from corral.agent.files.errors import BadFileRequest, FilesError, NotAcceptable, from_os_error
@@ -27,6 +36,8 @@ __all__ = ["Download", "open_download", "wants_gzip"]
 
 _log = logging.getLogger("corral.agent")
 _CHUNK = 1 << 17
+# Files up to this size are read and sent chunked, as they are read (see the docstring).
+_SENDFILE_MIN = _CHUNK
 _OCTET_STREAM = "application/octet-stream"
 # Content-Type by extension; anything else is application/octet-stream.
 _CONTENT_TYPES = {
@@ -117,7 +128,16 @@ def open_download(path: str) -> int:
 class Download:
     """Pumps one open file into a streaming response (a `RequestHandler`)."""
 
-    __slots__ = ("_loop", "_response", "_fd", "_path", "_compressor", "_paused", "_scheduled")
+    __slots__ = (
+        "_loop",
+        "_response",
+        "_fd",
+        "_path",
+        "_compressor",
+        "_paused",
+        "_scheduled",
+        "_sending",
+    )
 
     def __init__(
         self,
@@ -134,12 +154,19 @@ class Download:
         self._compressor = gzip_compressor() if compress else None
         self._paused = False
         self._scheduled = False
+        self._sending: asyncio.Task[None] | None = None
         extension = posixpath.splitext(path)[1].lower()
+        content_type = _CONTENT_TYPES.get(extension, _OCTET_STREAM)
         headers = {"content-disposition": _disposition(path)}
         if compress:
             headers["content-encoding"] = "gzip"
         headers["vary"] = "accept-encoding"
-        response.start_stream(200, _CONTENT_TYPES.get(extension, _OCTET_STREAM), headers)
+        size = os.fstat(fd).st_size
+        if not compress and size > _SENDFILE_MIN:
+            sending = response.send_file(200, content_type, fd, size, headers)
+            self._sending = loop.create_task(self._send(sending, size))
+            return
+        response.start_stream(200, content_type, headers)
         response.on_flow = self._on_flow
         self._schedule()
 
@@ -151,7 +178,22 @@ class Download:
         pass
 
     def on_disconnect(self) -> None:
-        self._close()
+        if self._sending is not None:
+            self._sending.cancel()  # it closes the file
+        else:
+            self._close()
+
+    async def _send(self, sending: Awaitable[bool], size: int) -> None:
+        try:
+            if not await sending:
+                _log.warning(
+                    "download of %s aborted: the client left, or the file shrank below"
+                    " the %d bytes announced",
+                    self._path,
+                    size,
+                )
+        finally:
+            self._close()
 
     def _on_flow(self, paused: bool) -> None:
         self._paused = paused

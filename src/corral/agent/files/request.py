@@ -1,17 +1,16 @@
 """The query of a `/files` request and the sandbox path it names (protocol doc §6.1, §7.2).
 
-Paths are absolute, or relative to the user's HOME; `~` and `~/…` expand to HOME. The result
-is normalised lexically (`a/../b` → `b`); inside the sandbox `/..` is `/`, so no spelling
-of a path leaves the sandbox's root (the agent runs after `pivot_root`).
+Paths resolve as `corral.agent.user_paths.resolve_user_path` says, an empty one to HOME;
+this module adds the `/files` limits (no NUL byte, at most 4096 bytes) as 400 answers.
 """
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from corral.agent.files.errors import BadFileRequest
+from corral.agent.user_paths import resolve_user_path
 from corral.agent.users import User
 
 __all__ = ["FilesQuery", "resolve_path"]
@@ -52,11 +51,4 @@ def resolve_path(raw: str, user: User) -> str:
         raise BadFileRequest("invalid path: it contains a NUL byte")
     if len(raw.encode("utf-8", "surrogateescape")) > _MAX_PATH_BYTES:
         raise BadFileRequest(f"invalid path: longer than {_MAX_PATH_BYTES} bytes")
-    if raw == "~" or raw.startswith("~/"):
-        raw = user.home + raw[1:]
-    if not raw.startswith("/"):
-        raw = posixpath.join(user.home or "/", raw)
-    resolved = posixpath.normpath(raw)
-    if resolved.startswith("//"):
-        resolved = "/" + resolved.lstrip("/")
-    return resolved
+    return resolve_user_path(raw, user)

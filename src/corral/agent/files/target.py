@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from corral.agent.files.errors import BadFileRequest, FilesError, from_os_error
 from corral.agent.files.metadata import apply_metadata
+from corral.agent.user_paths import make_directories
 from corral.agent.users import User
 
 __all__ = ["UploadTarget"]
@@ -25,31 +26,12 @@ _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NONBLO
 
 
 def _make_parents(directory: str, user: User) -> None:
-    missing: list[str] = []
-    current = directory
-    while True:
-        try:
-            info = os.stat(current)
-        except FileNotFoundError:
-            missing.append(current)
-            current = posixpath.dirname(current)
-            continue
-        except OSError as exc:
-            raise from_os_error(exc, current) from exc
-        if not stat.S_ISDIR(info.st_mode):
-            raise BadFileRequest(f"path '{current}' is not a directory")
-        break
-    for path in reversed(missing):
-        try:
-            os.mkdir(path, 0o755)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise from_os_error(exc, path) from exc
-        try:
-            os.chown(path, user.uid, user.gid)
-        except OSError as exc:
-            raise from_os_error(exc, path) from exc
+    try:
+        make_directories(directory, user)
+    except NotADirectoryError as exc:
+        raise BadFileRequest(f"path '{exc.filename or directory}' is not a directory") from exc
+    except OSError as exc:
+        raise from_os_error(exc, exc.filename or directory) from exc
 
 
 class UploadTarget:

@@ -2,10 +2,11 @@
 
 Every call runs inside the sandbox (the agent is its pid 1, after `pivot_root`), as the
 sandbox's root, for the user named by Basic auth: relative paths are under that user's
-HOME and what the call creates is owned by that user. Support modules: `paths`
-(resolution), `entry_info` (`EntryInfo`), `owners` (id -> name), `directories` (mkdir -p
-with ownership), `os_errors` (errno -> Connect code), `directory_watch` (inotify ->
-events), `start_watch`, `watchers` (polled watchers), `network_mounts`, `_linux/inotify`.
+HOME and what the call creates is owned by that user. Support modules: `paths` and
+`directories` (the RPC edges of `corral.agent.user_paths`, shared with `/files`),
+`entry_info` (`EntryInfo`; owner names come from `corral.agent.users`), `os_errors` (errno
+-> Connect code), `directory_watch` (inotify -> events), `start_watch`, `watchers` (polled
+watchers), `network_mounts`, `_linux/inotify`.
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ from corral.agent.filesystem_service.get_watcher_events import get_watcher_event
 from corral.agent.filesystem_service.list_dir import list_dir_method
 from corral.agent.filesystem_service.make_dir import make_dir_method
 from corral.agent.filesystem_service.move import move_method
-from corral.agent.filesystem_service.owners import OwnerNames
 from corral.agent.filesystem_service.remove import remove_method
 from corral.agent.filesystem_service.remove_watcher import remove_watcher_method
 from corral.agent.filesystem_service.stat_path import stat_method
 from corral.agent.filesystem_service.watch_dir import watch_dir_method
 from corral.agent.filesystem_service.watchers import WatcherRegistry
 
-__all__ = ["FilesystemService", "OwnerNames", "WatcherRegistry", "filesystem_methods"]
+__all__ = ["FilesystemService", "WatcherRegistry", "filesystem_methods"]
 
 
 def filesystem_methods(service: FilesystemService) -> dict[str, Method]:

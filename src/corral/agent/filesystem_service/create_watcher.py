@@ -18,7 +18,7 @@ def create_watcher_method(service: FilesystemService) -> UnaryMethod:
         path = service.resolve(request.path, user)
 
         def start(listener: EventListener) -> DirectoryWatch:
-            return start_watch(service.loop, path, request, service.owners, listener)
+            return start_watch(service.loop, path, request, service.users, listener)
 
         return {"watcherId": service.watchers.create(start)}
 

@@ -25,7 +25,7 @@ from corral.agent.errors import FilesystemError
 from corral.agent.filesystem_service._linux import inotify
 from corral.agent.filesystem_service.entry_info import describe_path
 from corral.agent.filesystem_service.os_errors import filesystem_error
-from corral.agent.filesystem_service.owners import OwnerNames
+from corral.agent.users import UserDatabase
 from corral.protocol.filesystem_messages import EntryInfo, EventType, FilesystemEvent
 
 __all__ = ["DirectoryWatch", "EventListener"]
@@ -67,14 +67,14 @@ class DirectoryWatch:
         *,
         recursive: bool,
         include_entry: bool,
-        owners: OwnerNames,
+        users: UserDatabase,
         listener: EventListener,
     ) -> None:
         self._loop = loop
         self._path = path
         self._recursive = recursive
         self._include_entry = include_entry
-        self._owners = owners
+        self._users = users
         self._listener = listener
         self._fd = -1
         self._root_wd = -1
@@ -186,6 +186,6 @@ class DirectoryWatch:
             return None
         path = self._path if relative == "." else f"{self._path.rstrip('/')}/{relative}"
         try:
-            return describe_path(path, self._owners)
+            return describe_path(path, self._users)
         except FilesystemError:
             return None

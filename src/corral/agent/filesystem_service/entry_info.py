@@ -14,7 +14,7 @@ import os
 import stat
 
 from corral.agent.filesystem_service.os_errors import filesystem_error
-from corral.agent.filesystem_service.owners import OwnerNames
+from corral.agent.users import UserDatabase
 from corral.protocol.filesystem_messages import EntryInfo, FileType, encode_entry
 
 __all__ = ["describe", "describe_json", "describe_path", "permissions_string"]
@@ -87,7 +87,7 @@ def _metadata(path: str) -> dict[str, str] | None:
 _Fields = tuple[str, FileType, str, int, int, str, str, str, int, str | None, dict[str, str] | None]
 
 
-def _fields(path: str, name: str, info: os.stat_result, owners: OwnerNames) -> _Fields:
+def _fields(path: str, name: str, info: os.stat_result, users: UserDatabase) -> _Fields:
     """The `EntryInfo` fields, in declaration order, of `path` whose `lstat` is `info`."""
     mode = info.st_mode
     permissions = _PERMISSIONS.get(mode)
@@ -113,29 +113,29 @@ def _fields(path: str, name: str, info: os.stat_result, owners: OwnerNames) -> _
         info.st_size,
         permission_bits,
         permissions,
-        owners.user(info.st_uid),
-        owners.group(info.st_gid),
+        users.user_name(info.st_uid),
+        users.group_name(info.st_gid),
         info.st_mtime_ns,
         target,
         metadata,
     )
 
 
-def describe(path: str, name: str, info: os.stat_result, owners: OwnerNames) -> EntryInfo:
+def describe(path: str, name: str, info: os.stat_result, users: UserDatabase) -> EntryInfo:
     """The entry for `path` (shown as given) whose `lstat` result is `info`."""
-    fields = _fields(path, name, info, owners)
+    fields = _fields(path, name, info, users)
     return EntryInfo(*fields[:10], metadata=fields[10] or {})
 
 
-def describe_json(path: str, name: str, info: os.stat_result, owners: OwnerNames) -> str:
+def describe_json(path: str, name: str, info: os.stat_result, users: UserDatabase) -> str:
     """`describe(...).to_json()` without the intermediate object (the `ListDir` hot path)."""
-    return encode_entry(*_fields(path, name, info, owners))
+    return encode_entry(*_fields(path, name, info, users))
 
 
-def describe_path(path: str, owners: OwnerNames) -> EntryInfo:
+def describe_path(path: str, users: UserDatabase) -> EntryInfo:
     """`lstat` and describe `path`; raises a `FilesystemError`."""
     try:
         info = os.lstat(path)
     except OSError as exc:
         raise filesystem_error(exc, "stat", path) from exc
-    return describe(path, os.path.basename(path) or path, info, owners)
+    return describe(path, os.path.basename(path) or path, info, users)

@@ -24,7 +24,7 @@ from corral.agent.errors import InvalidPath
 from corral.agent.filesystem_service.context import FilesystemService
 from corral.agent.filesystem_service.entry_info import describe_json
 from corral.agent.filesystem_service.os_errors import filesystem_error
-from corral.agent.filesystem_service.owners import OwnerNames
+from corral.agent.users import UserDatabase
 from corral.protocol.filesystem_messages import ListDirRequest, encode_list_dir_response
 
 __all__ = ["list_dir_method", "list_entries"]
@@ -68,7 +68,7 @@ def _walk(
             stack.append((iter(_sorted_children(child.path)), shown, level + 1))
 
 
-def list_entries(path: str, depth: int, owners: OwnerNames) -> list[str]:
+def list_entries(path: str, depth: int, users: UserDatabase) -> list[str]:
     """The entries (JSON text) of `path` down to `depth`; raises a `FilesystemError`."""
     try:
         real_root = os.path.realpath(path, strict=True)
@@ -86,7 +86,7 @@ def list_entries(path: str, depth: int, owners: OwnerNames) -> list[str]:
             continue
         except OSError as exc:
             raise filesystem_error(exc, "list", shown) from exc
-        entries.append(describe_json(shown, name, info, owners))
+        entries.append(describe_json(shown, name, info, users))
     return entries
 
 
@@ -95,6 +95,6 @@ def list_dir_method(service: FilesystemService) -> UnaryMethod:
         request = ListDirRequest.from_wire(message)
         user = service.caller(ctx)
         path = service.resolve(request.path, user)
-        return encode_list_dir_response(list_entries(path, request.depth, service.owners))
+        return encode_list_dir_response(list_entries(path, request.depth, service.users))
 
     return UnaryMethod(list_dir)

@@ -30,7 +30,7 @@ def make_dir_method(service: FilesystemService) -> UnaryMethod:
             info = os.stat(path)
         except FileNotFoundError:
             ensure_directory(path, user)
-            return {"entry": describe_path(path, service.owners).to_wire()}
+            return {"entry": describe_path(path, service.users).to_wire()}
         except OSError as exc:
             raise filesystem_error(exc, "create directory", path) from exc
         if stat.S_ISDIR(info.st_mode):

@@ -72,6 +72,6 @@ def move_method(service: FilesystemService) -> UnaryMethod:
                 _copy_across(source, destination)
         except OSError as exc:
             raise filesystem_error(exc, "move", exc.filename or source) from exc
-        return {"entry": describe_path(destination, service.owners).to_wire()}
+        return {"entry": describe_path(destination, service.users).to_wire()}
 
     return UnaryMethod(move)

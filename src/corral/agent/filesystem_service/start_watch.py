@@ -15,7 +15,7 @@ from corral.agent.errors import InvalidPath
 from corral.agent.filesystem_service.directory_watch import DirectoryWatch, EventListener
 from corral.agent.filesystem_service.network_mounts import is_network_mount
 from corral.agent.filesystem_service.os_errors import filesystem_error
-from corral.agent.filesystem_service.owners import OwnerNames
+from corral.agent.users import UserDatabase
 from corral.protocol.filesystem_messages import WatchDirRequest
 
 __all__ = ["start_watch"]
@@ -25,7 +25,7 @@ def start_watch(
     loop: asyncio.AbstractEventLoop,
     path: str,
     request: WatchDirRequest,
-    owners: OwnerNames,
+    users: UserDatabase,
     listener: EventListener,
 ) -> DirectoryWatch:
     """A running watch of `path` (resolved, as requested); raises a `FilesystemError`."""
@@ -45,7 +45,7 @@ def start_watch(
         path,
         recursive=request.recursive,
         include_entry=request.include_entry,
-        owners=owners,
+        users=users,
         listener=listener,
     )
     watch.start()

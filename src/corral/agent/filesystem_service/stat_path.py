@@ -15,6 +15,6 @@ def stat_method(service: FilesystemService) -> UnaryMethod:
         request = PathRequest.from_wire(message)
         user = service.caller(ctx)
         path = service.resolve(request.path, user)
-        return {"entry": describe_path(path, service.owners).to_wire()}
+        return {"entry": describe_path(path, service.users).to_wire()}
 
     return UnaryMethod(stat_path)

@@ -2,10 +2,11 @@
 
 The stream opens with `{"start":{}}` (the async SDK waits for it), then carries one
 `{"filesystem":{...}}` message per event and a `{"keepalive":{}}` whenever nothing was sent
-for `Keepalive-Ping-Interval` seconds (§4.6). `Connect-Timeout-Ms` bounds the stream
-(`deadline_exceeded`). The watch ends with the stream: client gone or deadline. While the
-client does not read, at most `MAX_BACKLOG` events wait in the agent (the oldest are
-dropped), so a stalled client cannot make pid 1 of the sandbox run out of memory.
+for `Keepalive-Ping-Interval` seconds (§4.6, `corral.agent.keepalive`). `Connect-Timeout-Ms`
+bounds the stream (`deadline_exceeded`). The watch ends with the stream: client gone or
+deadline. While the client does not read, at most `MAX_BACKLOG` events wait in the agent
+(the oldest are dropped), so a stalled client cannot make pid 1 of the sandbox run out of
+memory.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from corral.agent.connect_server import CallContext, ServerStream, ServerStreamM
 from corral.agent.filesystem_service.context import FilesystemService
 from corral.agent.filesystem_service.directory_watch import DirectoryWatch
 from corral.agent.filesystem_service.start_watch import start_watch
+from corral.agent.keepalive import KeptAliveStream
 from corral.protocol.connect import Code, ConnectError
 from corral.protocol.filesystem_messages import (
     FilesystemEvent,
@@ -39,11 +41,8 @@ class _WatchStream:
     def __init__(
         self, loop: asyncio.AbstractEventLoop, stream: ServerStream, keepalive_interval: float
     ) -> None:
-        self._loop = loop
         self._stream = stream
-        self._interval = keepalive_interval
-        self._last_sent = loop.time()
-        self._timer: asyncio.TimerHandle | None = None
+        self._out = KeptAliveStream(loop, stream, keepalive_interval, _KEEPALIVE)
         self._backlog: deque[bytes] = deque(maxlen=MAX_BACKLOG)
         self.watch: DirectoryWatch | None = None
 
@@ -51,8 +50,8 @@ class _WatchStream:
         self.watch = watch
         self._stream.on_abandoned = self._abandoned
         self._stream.on_flow = self._flow
-        self._send(encode_watch_start())
-        self._timer = self._loop.call_later(self._interval, self._keepalive_due)
+        self._out.send(encode_watch_start())
+        self._out.start_keepalives()
 
     def deliver(self, events: list[FilesystemEvent]) -> None:
         for event in events:
@@ -61,34 +60,15 @@ class _WatchStream:
 
     def _flush(self) -> None:
         while self._backlog and not self._stream.write_paused:
-            self._send(self._backlog.popleft())
+            self._out.send(self._backlog.popleft())
 
     def _flow(self, paused: bool) -> None:
         if not paused:
             self._flush()
 
-    def _send(self, payload: bytes) -> None:
-        self._stream.send(payload)
-        self._last_sent = self._loop.time()
-
-    def _keepalive_due(self) -> None:
-        self._timer = None
-        if self._stream.closed:
-            return
-        idle = self._loop.time() - self._last_sent
-        if idle >= self._interval * 0.99:
-            if not self._stream.write_paused:
-                self._send(_KEEPALIVE)
-            delay = self._interval
-        else:
-            delay = self._interval - idle
-        self._timer = self._loop.call_later(delay, self._keepalive_due)
-
     def _abandoned(self) -> None:
         """The client went away or the deadline passed: stop watching."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._out.stop_keepalives()
         if self.watch is not None:
             self.watch.close()
 
@@ -99,7 +79,7 @@ def watch_dir_method(service: FilesystemService) -> ServerStreamMethod:
         user = service.caller(ctx)
         path = service.resolve(request.path, user)
         forwarder = _WatchStream(service.loop, stream, ctx.keepalive_interval)
-        watch = start_watch(service.loop, path, request, service.owners, forwarder.deliver)
+        watch = start_watch(service.loop, path, request, service.users, forwarder.deliver)
         if ctx.timeout is not None:
             stream.close_after(
                 ctx.timeout, ConnectError(Code.DEADLINE_EXCEEDED, "watch deadline exceeded")

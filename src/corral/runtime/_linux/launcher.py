@@ -32,6 +32,7 @@ from corral.model import Limits
 from corral.runtime._linux import syscalls as sc
 from corral.runtime._linux.cgroups import CgroupLayout, detect_layout
 from corral.runtime._linux.sandbox_init import CreateRequest, run_setup
+from corral.runtime._linux.sandbox_net import network_from_json
 from corral.runtime._linux.seccomp import compile_filter
 from corral.runtime._linux.userns import UserNamespaces
 
@@ -64,6 +65,7 @@ def parse_create(raw: dict[str, Any]) -> CreateRequest:
         state_dir=str(raw["state_dir"]),
         run_dir=str(raw["run_dir"]),
         agent_config=str(raw["agent_config"]),
+        network=network_from_json(raw.get("network")),
     )
 
 

@@ -9,13 +9,17 @@ Sequence (each step's process in brackets):
    private staging directory, and mount the overlay rootfs (layers read-only, upper layer owned
    by the sandbox). Nothing is mounted in the host's mount namespace, so the kernel removes
    every mount when the sandbox's last process exits, even after a crash.
+   Still as host root: unshare the network namespace and wire it to the gateway
+   (`sandbox_net`; owned by the host's user namespace, so sandbox root cannot reconfigure
+   it), mount a read-only sysfs of it (a sysfs mount needs privilege over the network
+   namespace) and write /etc/resolv.conf naming the gateway's resolver.
 2. [setup, sandbox root] join the user namespace, become its root, and unshare the mount, pid,
-   net, uts, ipc and cgroup namespaces (owned by that user namespace); fork the init process,
+   uts, ipc and cgroup namespaces (owned by that user namespace); fork the init process,
    report its pid and exit.
 3. [init = pid 1, sandbox root] mount /proc, /dev (tmpfs with bound device nodes and a private
-   devpts), /dev/shm and a read-only /sys; mask host-revealing /proc and /sys entries (files
+   devpts) and /dev/shm; mask host-revealing /proc and /sys entries (files
    bound to /dev/null, directories under an empty read-only tmpfs); set the hostname;
-   bring up `lo`; pivot_root into the rootfs and drop the old root; load the seccomp filter;
+   pivot_root into the rootfs and drop the old root; load the seccomp filter;
    report ready; run the agent.
 
 Every step reports failure as one `error <message>` line on the status pipe and exits.
@@ -23,22 +27,21 @@ Every step reports failure as one `error <message>` line on the status pipe and 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import resource
 import signal
 import socket
-import struct
 import sys
 from dataclasses import dataclass
 from typing import NoReturn
 
 from corral.agent import serve
-from corral.model import Limits
+from corral.model import Limits, SandboxNetwork
 from corral.protocol import AgentConfig
 from corral.runtime._linux import syscalls as sc
 from corral.runtime._linux.cgroups import CgroupLayout
 from corral.runtime._linux.disk_quota import create_volume, drop_quota_override
+from corral.runtime._linux.sandbox_net import enter_new_netns
 
 __all__ = ["CreateRequest", "run_setup"]
 
@@ -66,9 +69,6 @@ _HIDDEN_PROC_DIRS = ("acpi", "scsi", "asound", "driver")
 _HIDDEN_SYS_DIRS = ("firmware", "devices/virtual/powercap", "kernel/debug", "kernel/security")
 # Bound to /dev/null: `vmcoreinfo` holds a physical address of the kernel (KASLR).
 _MASKED_SYS_FILES = ("kernel/vmcoreinfo",)
-_SIOCGIFFLAGS = 0x8913
-_SIOCSIFFLAGS = 0x8914
-_IFF_UP = 0x1
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ class CreateRequest:
     state_dir: str
     run_dir: str
     agent_config: str
+    network: SandboxNetwork | None = None
 
     @property
     def upper_dir(self) -> str:
@@ -119,6 +120,10 @@ def run_setup(
         _spread_cpus(req.limits.cpu_count, req.uid_base // 65536)
         listener = _bind_agent_socket(req.socket_path)
         _mount_rootfs(req, rootfs, userns_fd)
+        enter_new_netns(req.network)
+        _mount_sysfs(rootfs)
+        if req.network is not None:
+            _write_resolv_conf(rootfs, str(req.network.gateway), req.uid_base)
         os.chdir(rootfs)  # the sandbox's root cannot traverse the host's run dir; keep a handle
         sc.setns(userns_fd, sc.CLONE_NEWUSER)
         os.close(userns_fd)
@@ -128,7 +133,6 @@ def run_setup(
         sc.unshare(
             sc.CLONE_NEWNS
             | sc.CLONE_NEWPID
-            | sc.CLONE_NEWNET
             | sc.CLONE_NEWUTS
             | sc.CLONE_NEWIPC
             | sc.CLONE_NEWCGROUP
@@ -153,7 +157,6 @@ def _run_init(
         _remount_rootfs_unlocked()
         _mount_special_filesystems(".")
         socket.sethostname(req.hostname)
-        _bring_up_loopback()
         sc.pivot_root(".", ".")
         sc.umount2(".", sc.MNT_DETACH)
         os.chdir("/")
@@ -282,8 +285,9 @@ def _remount_rootfs_unlocked() -> None:
 
     The overlay was mounted in a namespace of the host's user namespace, so in the sandbox's
     mount namespace it is locked and `pivot_root` refuses it; a bind made here is not locked.
+    Recursive: the sysfs below stays (locked, read-only).
     """
-    fd = sc.open_tree(".", sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC)
+    fd = sc.open_tree(".", sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC | sc.AT_RECURSIVE)
     try:
         sc.move_mount(fd, ".")
         os.fchdir(fd)
@@ -324,10 +328,33 @@ def _mount_special_filesystems(rootfs: str) -> None:
     ):
         os.symlink(target, f"{dev}/{link}")
 
+    _mask(f"{rootfs}/sys", _MASKED_SYS_FILES, _HIDDEN_SYS_DIRS)
+
+
+def _mount_sysfs(rootfs: str) -> None:
+    """A read-only sysfs showing the sandbox's network namespace (host root, setup step)."""
     sys_dir = f"{rootfs}/sys"
     os.makedirs(sys_dir, exist_ok=True)
-    sc.mount("sysfs", sys_dir, "sysfs", nosuid_nodev_noexec | sc.MS_RDONLY, None)
-    _mask(sys_dir, _MASKED_SYS_FILES, _HIDDEN_SYS_DIRS)
+    flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY
+    sc.mount("sysfs", sys_dir, "sysfs", flags, None)
+
+
+def _write_resolv_conf(rootfs: str, resolver: str, uid_base: int) -> None:
+    """/etc/resolv.conf naming the gateway's resolver (a regular file owned by sandbox
+    root, replacing whatever the template had; DNS to any other server is dropped anyway)."""
+    path = f"{rootfs}/etc/resolv.conf"
+    if not os.path.isdir(f"{rootfs}/etc"):
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        os.write(fd, f"nameserver {resolver}\n".encode())
+        os.fchown(fd, uid_base, uid_base)
+    finally:
+        os.close(fd)
 
 
 def _mask(root: str, files: tuple[str, ...], dirs: tuple[str, ...]) -> None:
@@ -356,13 +383,6 @@ def _mask_proc(proc: str, locked_flags: int) -> None:
             sc.mount(
                 None, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | locked_flags, None
             )
-
-
-def _bring_up_loopback() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        request = struct.pack("16sH22x", b"lo", 0)
-        flags = struct.unpack("16sH22x", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
-        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | _IFF_UP))
 
 
 def _fail(status_fd: int, message: str) -> NoReturn:
