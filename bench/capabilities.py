@@ -53,7 +53,7 @@ def _series(
             result.record_error(exc)
     if size is not None and result.samples:
         p50 = result.percentile(50) or 1.0
-        result.note = f"{size / MIB / p50:.0f} MiB/s at p50" + (f"; {note}" if note else "")
+        result.note = f"{size / p50 / 1e6:.0f} MB/s at p50" + (f"; {note}" if note else "")
     return result
 
 

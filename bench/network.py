@@ -16,23 +16,36 @@ servers) and measures, against `corral serve --uplink-netns <it>`:
    from before the PUT to the prober's first echo (both clocks are the host's), and the
    PUT's own 204 latency. 20 samples.
 
+`measure(...)` does all three with given counts and returns a `Network` record (the suite's
+step, runtime `namespaces` only); run alone this prints the figures:
+
     /work/main/.venv/bin/python bench/network.py
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 import _harness as harness
+from _results import Latencies
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "network"))
 from fake_internet import DNS, SINK_PORT, UDP_ECHO_PORT, WEB, FakeInternet  # noqa: E402
 
-__all__ = ["measure_creates", "measure_policy_update", "measure_throughput"]
+__all__ = [
+    "SPACING_S",
+    "Network",
+    "measure",
+    "measure_creates",
+    "measure_policy_update",
+    "measure_throughput",
+]
 
 API_KEY = "e2b_corral_bench"
 HEADERS = {"X-API-KEY": API_KEY}
@@ -41,10 +54,10 @@ SPACING_S = 0.2
 _SENDER = f"""
 import socket, time
 chunk = b"\\0" * (1 << 20)
-total = 2048 * len(chunk)
+total = {{mib}} * len(chunk)
 s = socket.create_connection(("{WEB}", {SINK_PORT}))
 start = time.perf_counter()
-for _ in range(2048):
+for _ in range({{mib}}):
     s.sendall(chunk)
 s.shutdown(socket.SHUT_WR)
 got = int(s.recv(64))
@@ -69,8 +82,10 @@ while time.time() < deadline:
 """
 
 
-def measure_creates(server: harness.CorralServer, n: int, pause: float) -> list[float]:
-    """Create latencies; `pause` seconds after each (untimed) delete."""
+def measure_creates(
+    server: harness.CorralServer, n: int, pause: float, ids: list[str] | None = None
+) -> list[float]:
+    """Create latencies; `pause` seconds after each (untimed) delete; ids go to `ids`."""
     samples = []
     with httpx.Client(base_url=server.url, headers=HEADERS, timeout=60) as client:
         for i in range(n + 3):
@@ -78,36 +93,48 @@ def measure_creates(server: harness.CorralServer, n: int, pause: float) -> list[
             answer = client.post("/v2/sandboxes", json={"templateID": "base", "timeout": 60})
             elapsed = time.perf_counter() - start
             answer.raise_for_status()
-            client.delete(f"/sandboxes/{answer.json()['sandboxID']}")
+            sandbox_id = answer.json()["sandboxID"]
+            if ids is not None:
+                ids.append(sandbox_id)
+            client.delete(f"/sandboxes/{sandbox_id}").raise_for_status()
             time.sleep(pause)
             if i >= 3:  # warm-up
                 samples.append(elapsed)
     return samples
 
 
-def measure_throughput(server: harness.CorralServer) -> float:
-    """Best Gbit/s of 3 runs."""
+def measure_throughput(
+    server: harness.CorralServer, runs: int = 3, mib: int = 2048, ids: list[str] | None = None
+) -> float:
+    """Best Gbit/s of `runs` runs of `mib` MiB each."""
     with harness.environ(harness.sdk_env(server)):
         from e2b import Sandbox
 
         sbx = Sandbox.create(timeout=300, allow_internet_access=True)
+        if ids is not None:
+            ids.append(sbx.sandbox_id)
+        sender = _SENDER.replace("{mib}", str(mib))
         try:
-            runs = [
-                float(sbx.commands.run(f"python3 -c '{_SENDER}'", timeout=120).stdout)
-                for _ in range(3)
+            rates = [
+                float(sbx.commands.run(f"python3 -c '{sender}'", timeout=120).stdout)
+                for _ in range(runs)
             ]
         finally:
             sbx.kill()
-    return max(runs)
+    return max(rates)
 
 
-def measure_policy_update(server: harness.CorralServer, n: int) -> tuple[list[float], list[float]]:
+def measure_policy_update(
+    server: harness.CorralServer, n: int, ids: list[str] | None = None
+) -> tuple[list[float], list[float]]:
     """(PUT latencies, PUT-to-first-echo latencies) in seconds."""
     puts, flips = [], []
     with harness.environ(harness.sdk_env(server)):
         from e2b import Sandbox
 
         sbx = Sandbox.create(timeout=300, allow_internet_access=False)
+        if ids is not None:
+            ids.append(sbx.sandbox_id)
         url = f"{server.url}/sandboxes/{sbx.sandbox_id}/network"
         try:
             with httpx.Client(headers=HEADERS, timeout=30) as client:
@@ -125,8 +152,26 @@ def measure_policy_update(server: harness.CorralServer, n: int) -> tuple[list[fl
     return puts, flips
 
 
-def main() -> None:
-    n = harness.bench_n(100)
+@dataclass
+class Network:
+    """The network step: latency series, figures (name → value) and what the servers left."""
+
+    series: list[Latencies] = field(default_factory=list)
+    figures: dict[str, float] = field(default_factory=dict)
+    leaks: list[str] = field(default_factory=list)
+
+
+def _series(name: str, samples: list[float], note: str = "") -> Latencies:
+    return Latencies(name, samples=samples, attempts=len(samples), note=note)
+
+
+def measure(
+    creates: int, policy_updates: int, throughput_runs: int, throughput_mib: int = 2048
+) -> Network:
+    """All three measurements on two fresh servers (network on, behind the fake internet, and
+    `--network off`); stops them and checks what they left (`Network.leaks`)."""
+    result = Network()
+    ids: list[str] = []
     inet = FakeInternet()
     on = harness.CorralServer(
         runtime="namespaces", extra_args=["--uplink-netns", inet.path, "--dns-upstream", DNS]
@@ -135,21 +180,44 @@ def main() -> None:
     try:
         with on, off:
             for label, pause in (("back-to-back", 0.0), (f"{SPACING_S}s apart", SPACING_S)):
-                off_samples = measure_creates(off, n, pause)
-                on_samples = measure_creates(on, n, pause)
-                print(harness.format_latencies(f"create {label}, --network off", off_samples))
-                print(harness.format_latencies(f"create {label}, network on   ", on_samples))
+                off_samples = measure_creates(off, creates, pause, ids)
+                on_samples = measure_creates(on, creates, pause, ids)
+                result.series.append(_series(f"create {label}, --network off", off_samples))
+                result.series.append(_series(f"create {label}, network on", on_samples))
                 delta = harness.percentiles(on_samples)[50] - harness.percentiles(off_samples)[50]
-                print(f"network adds to a create {label} (p50 difference): {delta * 1e3:.2f} ms")
-            print(f"throughput sandbox -> test host: {measure_throughput(on):.2f} Gbit/s")
-            puts, flips = measure_policy_update(on, 20)
-            print(harness.format_latencies("policy update: PUT -> 204", puts))
-            print(harness.format_latencies("policy update: PUT -> first packet through", flips))
+                result.figures[f"network adds to a create, {label} (p50 difference), ms"] = (
+                    delta * 1e3
+                )
+            gbits = measure_throughput(on, throughput_runs, throughput_mib, ids)
+            name = f"throughput sandbox → test host, best of {throughput_runs} × "
+            result.figures[name + f"{throughput_mib} MiB, Gbit/s"] = gbits
+            puts, flips = measure_policy_update(on, policy_updates, ids)
+            result.series.append(_series("policy update: PUT → 204", puts))
+            result.series.append(_series("policy update: PUT → first packet through", flips))
     finally:
-        on.remove_workdir()
-        off.remove_workdir()
         inet.close()
+        for server in (on, off):
+            leaks = harness.wait_no_leaks(ids, [server.state_dir, server.run_dir])
+            result.leaks += leaks
+            if not leaks:
+                server.remove_workdir()
+    return result
+
+
+def main() -> int:
+    n = harness.bench_n(100)
+    harness.become_subreaper()
+    result = measure(n, 20, 3)
+    for series in result.series:
+        print(series.line())
+    for name, value in result.figures.items():
+        print(f"{name}: {value:.2f}")
+    leaks = result.leaks + harness.describe_pids(harness.live_descendants(os.getpid()))
+    if leaks:
+        print("LEAKS:\n  " + "\n  ".join(leaks), file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -27,8 +27,9 @@ from typing import Any
 import httpx
 
 import _harness as harness
+from _results import Latencies
 
-__all__ = ["measure"]
+__all__ = ["measure", "series"]
 
 MIB = 1024 * 1024
 DOWNLOAD = 100 * MIB
@@ -63,7 +64,9 @@ print(json.dumps({"latencies": latencies, "downloads": downloads}))
 """
 
 
-def _preview(server: harness.CorralServer, host: str, n: int) -> dict[str, list[float]]:
+def _preview(
+    server: harness.CorralServer, host: str, n: int, downloads: int
+) -> dict[str, list[float]]:
     with httpx.Client(base_url=server.url, headers={"host": host}, timeout=120) as client:
         for _ in range(min(n, 50)):
             client.get("/peer").raise_for_status()
@@ -72,31 +75,34 @@ def _preview(server: harness.CorralServer, host: str, n: int) -> dict[str, list[
             start = time.perf_counter()
             client.get("/peer").raise_for_status()
             latencies.append(time.perf_counter() - start)
-        downloads = []
-        for _ in range(DOWNLOADS):
+        times = []
+        for _ in range(downloads):
             start = time.perf_counter()
             total = 0
             with client.stream("GET", f"/bytes?n={DOWNLOAD}") as response:
                 for chunk in response.iter_raw(1 << 20):
                     total += len(chunk)
             assert total == DOWNLOAD
-            downloads.append(time.perf_counter() - start)
-    return {"latencies": latencies, "downloads": downloads}
+            times.append(time.perf_counter() - start)
+    return {"latencies": latencies, "downloads": times}
 
 
-def _curl(server: harness.CorralServer, host: str) -> list[float]:
+def _curl(server: harness.CorralServer, host: str, downloads: int) -> list[float]:
     """Download times with curl (a C client), when it is installed; else []."""
     curl = shutil.which("curl")
     if curl is None:
         return []
     url = f"{server.url}/bytes?n={DOWNLOAD}"
     argv = [curl, "-sf", "-o", "/dev/null", "-H", f"host: {host}", url]
-    return harness.time_command(argv, DOWNLOADS)
+    return harness.time_command(argv, downloads)
 
 
-def measure(server: harness.CorralServer, n: int, ids: list[str]) -> dict[str, Any]:
-    """Both ways, as `{"preview"|"direct": {"latencies": [...], "downloads": [...]}}` (plus
-    `"preview (curl)": {"downloads": [...]}`, empty without curl)."""
+def measure(
+    server: harness.CorralServer, n: int, ids: list[str], downloads: int = DOWNLOADS
+) -> dict[str, Any]:
+    """`n` round trips and `downloads` 100 MiB downloads both ways, as `{"preview"|"direct":
+    {"latencies": [...], "downloads": [...]}}` (plus `"preview (curl)": {"downloads": [...]}`,
+    empty without curl)."""
     from e2b import Sandbox
 
     with harness.environ(harness.sdk_env(server)):
@@ -111,15 +117,35 @@ def measure(server: harness.CorralServer, n: int, ids: list[str]) -> dict[str, A
                 "&& exit 0; sleep 0.1; done; exit 1"
             )
             host = f"{PORT}-{sbx.sandbox_id}.corral.localhost"
-            preview = _preview(server, host, n)
-            preview_curl = {"downloads": _curl(server, host)}
+            preview = _preview(server, host, n, downloads)
+            preview_curl = {"downloads": _curl(server, host, downloads)}
             inside = sbx.commands.run(
-                f"python3 /tmp/inside.py {n} {DOWNLOAD} {DOWNLOADS}", timeout=600
+                f"python3 /tmp/inside.py {n} {DOWNLOAD} {downloads}", timeout=600
             )
             direct = json.loads(inside.stdout)
         finally:
             sbx.kill()
     return {"preview": preview, "preview (curl)": preview_curl, "direct": direct}
+
+
+def series(result: dict[str, Any]) -> list[Latencies]:
+    """`measure`'s result as latency series; downloads carry MB/s (10^6 bytes) at p50."""
+    found = []
+    for way, label in (("preview", "preview URL"), ("direct", "direct, inside the sandbox")):
+        samples = result[way]["latencies"]
+        found.append(Latencies(f"GET /peer round trip, {label}", samples, len(samples)))
+    ways = (
+        ("preview", "preview URL (httpx)"),
+        ("preview (curl)", "preview URL (curl)"),
+        ("direct", "direct, inside the sandbox"),
+    )
+    for way, label in ways:
+        times = result[way]["downloads"]
+        if times:
+            download = Latencies(f"100 MiB download, {label}", times, len(times))
+            download.note = f"{DOWNLOAD / (download.percentile(50) or 1) / 1e6:.0f} MB/s at p50"
+            found.append(download)
+    return found
 
 
 def main() -> int:

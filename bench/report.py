@@ -4,6 +4,8 @@
 `burst.png`, `density.png`) next to it; `render(results, image_prefix)` returns the Markdown
 alone, with image links prefixed (so `docs/benchmarks.md` can point into `bench/results/`).
 Without matplotlib the report is written with its tables and a note instead of plots.
+Figures the issues set a target for (`TARGETS`) get a table with the target and whether the
+run met it, at the top and in their section.
 
 Re-render an old run without measuring again:
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +188,8 @@ def _file_transfer(results: dict[str, Any]) -> list[str]:
     if detail.get("unavailable"):
         return lines + [f"Not available: {detail['unavailable']}", ""]
     lines += [
-        f"MB/s (10^6 bytes) at the median of {detail['runs']} runs after a warm-up:",
+        f"MB/s (10^6 bytes) at the median of {detail['runs']} runs after a warm-up (issue "
+        "target: ≥ 300 MB/s each way):",
         "",
         "| transfer | MB/s |",
         "|---|---:|",
@@ -198,6 +201,123 @@ def _file_transfer(results: dict[str, Any]) -> list[str]:
         for name, (base, peak) in detail["memory"].items()
     ]
     return lines + [""]
+
+
+def _series_of(results: dict[str, Any], key: str) -> list[Series]:
+    """The latency series a step stored under `key` (a list, or a record with `series`)."""
+    found = results.get(key) or []
+    return list(found.get("series", [])) if isinstance(found, dict) else list(found)
+
+
+def _figure(results: dict[str, Any], prefix: str) -> float | None:
+    figures = (results.get("network") or {}).get("figures", {})
+    return next((value for name, value in figures.items() if name.startswith(prefix)), None)
+
+
+Measured = tuple[str, bool | None]  # (the figure as text, target met; None: not measured)
+
+
+def _runs(series: Series) -> str:
+    return f"{series['attempts']} run" + ("" if series["attempts"] == 1 else "s")
+
+
+def _p50_at_most(key: str, prefix: str, limit: float) -> Callable[[dict[str, Any]], Measured]:
+    def measured(results: dict[str, Any]) -> Measured:
+        series = _find(_series_of(results, key), prefix)
+        if series is None:
+            return "not measured", None
+        text = f"p50 {_ms(series['p50'])}, p99 {_ms(series['p99'])} ({_runs(series)})"
+        return text, series["p50"] <= limit
+
+    return measured
+
+
+def _rate_at_least(prefix: str, size: int, least: float) -> Callable[[dict[str, Any]], Measured]:
+    def measured(results: dict[str, Any]) -> Measured:
+        series = _find(_series_of(results, "capabilities"), prefix)
+        if series is None:
+            return "not measured", None
+        rate = size / series["p50"] / 1e6
+        return f"{rate:.0f} MB/s at p50 ({_runs(series)})", rate >= least
+
+    return measured
+
+
+def _figure_within(
+    prefix: str, limit: float, unit: str, *, at_most: bool
+) -> Callable[[dict[str, Any]], Measured]:
+    def measured(results: dict[str, Any]) -> Measured:
+        value = _figure(results, prefix)
+        if value is None:
+            return "not measured", None
+        return f"{value:.2f} {unit}", value <= limit if at_most else value >= limit
+
+    return measured
+
+
+# The targets the issues set: (what, target as text, how to read the figure from the results).
+TARGETS: tuple[tuple[str, str, Callable[[dict[str, Any]], Measured]], ...] = (
+    (
+        "ListDir: `files.list()` of 10,000 entries",
+        "p50 ≤ 200 ms",
+        _p50_at_most("listdir", "files.list()", 0.200),
+    ),
+    (
+        "upload 100 MiB (`files.write`)",
+        "≥ 300 MB/s",
+        _rate_at_least("file upload 100 MiB", 100 * MIB, 300),
+    ),
+    (
+        "download 100 MiB (`files.read`)",
+        "≥ 300 MB/s",
+        _rate_at_least("file download 100 MiB", 100 * MIB, 300),
+    ),
+    (
+        "network setup added to a create, creates 0.2 s apart",
+        "p50 ≤ 3 ms added",
+        _figure_within("network adds to a create, 0.2s apart", 3.0, "ms", at_most=True),
+    ),
+    (
+        "network setup added to a create, back-to-back",
+        "p50 ≤ 3 ms added",
+        _figure_within("network adds to a create, back-to-back", 3.0, "ms", at_most=True),
+    ),
+    (
+        "throughput sandbox → test host",
+        "≥ 1 Gbit/s",
+        _figure_within("throughput sandbox", 1.0, "Gbit/s", at_most=False),
+    ),
+    (
+        "policy update: PUT → first packet through",
+        "≤ 50 ms",
+        _p50_at_most("network", "policy update: PUT → first packet", 0.050),
+    ),
+)
+
+
+def _targets(results: dict[str, Any], subjects: tuple[str, ...] = ()) -> list[str]:
+    """The issue-target table; only the rows whose subject starts with one of `subjects`
+    (all rows when empty)."""
+    lines = ["| figure | issue target | measured | met |", "|---|---|---|---|"]
+    for subject, target, measured in TARGETS:
+        if subjects and not subject.startswith(subjects):
+            continue
+        text, met = measured(results)
+        verdict = "–" if met is None else "yes" if met else "**no**"
+        lines.append(f"| {subject} | {target} | {text} | {verdict} |")
+    return lines
+
+
+def _network(results: dict[str, Any]) -> list[str]:
+    detail = results.get("network")
+    if not detail:
+        return ["Not measured in this run."]
+    if detail.get("unavailable"):
+        return [f"Not available: {detail['unavailable']}"]
+    lines = _latency_table(detail["series"]) + ["", "| figure | value |", "|---|---:|"]
+    lines += [f"| {name} | {value:.2f} |" for name, value in detail["figures"].items()]
+    subjects = ("network", "throughput", "policy")
+    return lines + ["", "Issue targets:", ""] + _targets(results, subjects)
 
 
 def _kv_table(title: str, values: dict[str, Any]) -> list[str]:
@@ -222,6 +342,7 @@ def render(results: dict[str, Any], image_prefix: str = "") -> str:
     ]
     if results.get("load_note"):
         lines += [f"> {results['load_note']}", ""]
+    lines += ["## Issue targets", ""] + _targets(results) + [""]
     lines += ["## Machine and versions", ""]
     lines += _kv_table("machine", results["machine"]) + [""]
     lines += _kv_table("software", results["versions"]) + [""]
@@ -245,7 +366,12 @@ def render(results: dict[str, Any], image_prefix: str = "") -> str:
         lines += [f"![create latency at density]({image_prefix}density.png)", ""]
     lines += ["## Capabilities: files, pause/resume, fork, code interpreter", ""]
     lines += _latency_table(results.get("capabilities", [])) + [""]
+    lines += ["Issue targets:", ""] + _targets(results, ("upload", "download")) + [""]
     lines += _file_transfer(results)
+    lines += ["## ListDir", ""] + _latency_table(results.get("listdir", [])) + [""]
+    lines += ["Issue target:", ""] + _targets(results, ("ListDir",)) + [""]
+    lines += ["## Preview URLs", ""] + _latency_table(results.get("preview", [])) + [""]
+    lines += ["## Network", ""] + _network(results) + [""]
     lines += ["## Method", ""] + [f"- {item}" for item in results.get("method", [])] + [""]
     if results.get("skipped"):
         lines += [f"Steps skipped in this run: {', '.join(results['skipped'])}.", ""]

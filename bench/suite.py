@@ -7,8 +7,10 @@ Steps: install the baselines and matplotlib if missing (`bench/setup_baselines.s
 with `--no-setup`), start one `corral serve` with private directories, then measure through
 the official `e2b` SDK (and Corral's own CLI): create → first output, command round trip,
 PTY keystroke echo, bursts of concurrent creates, file transfer and the capabilities that
-have landed, idle density up to `--density-cap`; stop the server and check it left nothing
-behind; run the baselines (fork+exec, unshare, bubblewrap, podman/runc, gVisor runsc).
+have landed, ListDir of 10k entries, preview URLs, idle density up to `--density-cap`; stop
+the server and check it left nothing behind; networking (create cost, throughput, policy
+update) on two servers of its own behind the tests' fake internet (runtime `namespaces`
+only); run the baselines (fork+exec, unshare, bubblewrap, podman/runc, gVisor runsc).
 Writes `results.json`, `report.md`, PNG plots and the server's log to `--out` (default
 `bench/results/<UTC time>/`) and copies the report to `docs/benchmarks.md` (`--no-docs`
 to skip). A step that crashes is reported in the report and makes the exit status 1; the
@@ -39,6 +41,9 @@ import capabilities
 import command_roundtrip
 import create_first_output
 import density
+import listdir
+import network
+import preview_proxy
 import pty_echo
 import report
 from _results import to_json
@@ -47,7 +52,7 @@ __all__ = ["FULL", "QUICK", "Plan", "run_suite"]
 
 REPO = harness.REPO
 STEPS: tuple[str, ...] = ("create", "cli", "roundtrip", "pty", "burst", "capabilities")
-STEPS += ("file_transfer", "density", "baselines")
+STEPS += ("file_transfer", "listdir", "preview", "density", "network", "baselines")
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,13 @@ class Plan:
     file_runs: dict[int, int]
     capability_runs: int
     file_transfer_runs: int  # bench/file_transfer.py (with its 1 GiB memory run); 0: skip
+    listdir: int
+    preview: int  # GET round trips each way
+    preview_downloads: int  # 100 MiB downloads each way
+    network_creates: int  # per server and spacing
+    network_policy_updates: int
+    network_throughput_runs: int
+    network_throughput_mib: int  # per throughput run
     density_cap: int
     unshare_memory: int
     baseline_runs: int
@@ -79,6 +91,12 @@ class Plan:
             file_runs={size: min(n, runs) for size, n in self.file_runs.items()},
             capability_runs=min(self.capability_runs, runs),
             file_transfer_runs=min(self.file_transfer_runs, runs),
+            listdir=min(self.listdir, runs),
+            preview=min(self.preview, runs),
+            preview_downloads=min(self.preview_downloads, runs),
+            network_creates=min(self.network_creates, runs),
+            network_policy_updates=min(self.network_policy_updates, runs),
+            network_throughput_runs=min(self.network_throughput_runs, runs),
             density_cap=min(self.density_cap, runs),
             unshare_memory=min(self.unshare_memory, runs),
             baseline_runs=min(self.baseline_runs, runs),
@@ -96,6 +114,13 @@ FULL = Plan(
     file_runs={1 * MIB: 20, 100 * MIB: 3},
     capability_runs=10,
     file_transfer_runs=3,
+    listdir=50,
+    preview=500,
+    preview_downloads=5,
+    network_creates=100,
+    network_policy_updates=20,
+    network_throughput_runs=3,
+    network_throughput_mib=2048,
     density_cap=500,
     unshare_memory=100,
     baseline_runs=200,
@@ -110,6 +135,13 @@ QUICK = Plan(
     file_runs={1 * MIB: 5, 100 * MIB: 1},
     capability_runs=2,
     file_transfer_runs=0,
+    listdir=10,
+    preview=50,
+    preview_downloads=1,
+    network_creates=10,
+    network_policy_updates=5,
+    network_throughput_runs=1,
+    network_throughput_mib=256,
     density_cap=50,
     unshare_memory=20,
     baseline_runs=30,
@@ -132,7 +164,20 @@ METHOD = [
     "density: idle sandboxes created one by one until the cap, a failed create or low host "
     "memory; memory figures are taken with all of them held.",
     "files: `files.write` then `files.read` (bytes, checked) on one sandbox; throughput is "
-    "size ÷ p50.",
+    "size ÷ p50 in MB/s (10^6 bytes).",
+    "ListDir: `files.list()` of a directory of 10,000 empty files on one sandbox, after a "
+    "warm-up (`bench/listdir.py`).",
+    "preview URLs: a stdlib HTTP server on port 8080 of one sandbox; `GET /peer` and a "
+    "100 MiB chunked download through `8080-<id>.corral.localhost` from the suite's process "
+    "(httpx, keep-alive; and curl), and directly from a client inside the sandbox "
+    "(`bench/preview_proxy.py`).",
+    "network (`bench/network.py`): two more servers, one with networking behind the tests' "
+    "fake internet (a network namespace with servers) and one with `--network off`; create = "
+    "`POST /v2/sandboxes` until 201, deleted untimed, back-to-back and 0.2 s apart; what "
+    "networking adds is the p50 difference; throughput = python3 in a sandbox sending N MiB "
+    "over one TCP connection to a sink on the test host; policy update = `PUT "
+    "/sandboxes/{id}/network` allowing the host a prober in the sandbox sends UDP to every "
+    "~1 ms, timed to the prober's first echo.",
     "baselines: each runs `/bin/true` to completion as a new process from the suite, after "
     "one warm-up run; the server is stopped by then. podman uses private storage and an image "
     "imported from the same `base` rootfs; runsc uses the host root (`runsc do`).",
@@ -235,6 +280,16 @@ def _corral_steps(
             ),
         )
 
+    step("listdir", lambda: results["listdir"].append(listdir.measure(server, plan.listdir, ids)))
+    step(
+        "preview",
+        lambda: results["preview"].extend(
+            preview_proxy.series(
+                preview_proxy.measure(server, plan.preview, ids, plan.preview_downloads)
+            )
+        ),
+    )
+
     def density_step() -> None:
         measured = density.measure(
             server, plan.density_cap, ids, baseline_count=plan.unshare_memory
@@ -266,6 +321,9 @@ def run_suite(
         "density": None,
         "capabilities": [],
         "file_transfer": None,
+        "listdir": [],
+        "preview": [],
+        "network": None,
         "baselines": [],
         "errors": {},
         "leaks": [],
@@ -305,6 +363,7 @@ def run_suite(
         results["leaks"] = leaks
         if not leaks:
             server.remove_workdir()
+    step("network", lambda: results.update(network=_network(plan, results["leaks"])))
     step(
         "baselines",
         lambda: results["baselines"].extend(
@@ -329,6 +388,21 @@ def _file_transfer(server: harness.CorralServer, n: int, ids: list[str]) -> dict
         return {"unavailable": f"bench/file_transfer.py cannot be imported: {exc}"}
     measured = file_transfer.measure(server, n, ids)
     return {"runs": n, "throughput": measured.throughput, "memory": measured.memory}
+
+
+def _network(plan: Plan, leaks: list[str]) -> dict[str, Any]:
+    """`bench/network.py` on servers of its own (adds what they left to `leaks`)."""
+    if harness.runtime_name() != "namespaces":
+        return {"unavailable": f"needs runtime namespaces, not {harness.runtime_name()}"}
+    measured = network.measure(
+        plan.network_creates,
+        plan.network_policy_updates,
+        plan.network_throughput_runs,
+        plan.network_throughput_mib,
+    )
+    leaks += measured.leaks + harness.describe_pids(harness.live_descendants(os.getpid()))
+    plain: dict[str, Any] = to_json(measured)
+    return plain
 
 
 def _docs_copy(results: dict[str, Any], out_dir: Path) -> Path:
@@ -377,7 +451,15 @@ def main() -> int:
     )
     if not args.no_docs:
         print(f"docs: {_docs_copy(results, out_dir)}")
-    for series in results["corral"] + results["capabilities"] + results["baselines"]:
+    network_series = (results["network"] or {}).get("series", [])
+    for series in (
+        results["corral"]
+        + results["capabilities"]
+        + results["listdir"]
+        + results["preview"]
+        + network_series
+        + results["baselines"]
+    ):
         if series.get("unavailable"):
             print(f"{series['name']}: unavailable ({series['unavailable']})")
         elif series.get("p50") is not None:
@@ -385,6 +467,8 @@ def main() -> int:
                 f"{series['name']}: p50 {series['p50'] * 1e3:.2f}ms p99 {series['p99'] * 1e3:.2f}ms"
                 f" runs {series['attempts']} success {series['success_rate'] * 100:.0f}%"
             )
+    for name, value in (results["network"] or {}).get("figures", {}).items():
+        print(f"{name}: {value:.2f}")
     for problem in [*results["errors"].items(), *results["leaks"]]:
         print(f"PROBLEM: {problem}", file=sys.stderr)
     print(f"report: {out_dir / 'report.md'} ({results['duration_s']:.0f}s)")

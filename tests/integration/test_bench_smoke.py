@@ -1,10 +1,13 @@
 """Smoke runs of the benchmarks with tiny N, so the harness cannot rot.
 
-* every benchmark script runs end to end on its own (`CORRAL_BENCH_N=3`);
+* every benchmark script runs end to end on its own (`CORRAL_BENCH_N=3`; `network.py`
+  only inside the suite, with small counts);
 * `bench/suite.py --quick`, capped at 3 runs per series and 3 held sandboxes, runs every
   step (baselines included, with whatever is installed), exits 0, writes the report, the
   JSON and (with matplotlib) the plots, reports each baseline as measured or unavailable
-  with a reason, and leaves no podman or runsc state behind.
+  with a reason, measures files, ListDir, preview URLs and networking with every run
+  succeeding, and leaves no podman or runsc state behind;
+* the report puts the issues' targets next to the figures, with whether they were met.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ def _run(argv: list[str], timeout: float, **env: str) -> str:
         ("density.py", ["held=3 (cap of 3 reached)", "memory cgroups before:", "answering"]),
         ("capabilities.py", ["file upload 1 MiB", "file download 100 MiB", "fork"]),
         ("preview_proxy.py", ["round trip, preview: n=3", "100 MiB download, direct"]),
+        ("listdir.py", ["files.list() of 10,000 entries: n=3", "success=3/3", "`ls -l`"]),
     ],
 )
 def test_benchmark_runs(script: str, expected: list[str]) -> None:
@@ -94,6 +98,13 @@ def test_quick_suite_writes_a_complete_report(tmp_path: Path) -> None:
     for series in results["corral"]:
         assert series["attempts"] == 3 and series["success_rate"] == 1.0, series
     assert [burst["size"] for burst in results["bursts"]] == [3]
+    files = [s for s in results["capabilities"] if s["name"].startswith("file ")]
+    assert len(files) == 4, results["capabilities"]
+    network = results["network"]["series"]
+    assert len(network) == 6 and len(results["network"]["figures"]) == 3, results["network"]
+    for series in files + results["listdir"] + results["preview"] + network:
+        assert series["success_rate"] == 1.0 and series["p99"] is not None, series
+    assert len(results["listdir"]) == 1 and len(results["preview"]) >= 4
     assert results["density"]["held"] == 3
     for prefix in BASELINES:
         found = [b for b in results["baselines"] if b["name"].startswith(prefix)]
@@ -102,6 +113,9 @@ def test_quick_suite_writes_a_complete_report(tmp_path: Path) -> None:
     text = (out / "report.md").read_text()
     for heading in ("## Machine and versions", "## Ratios", "## Burst", "## Density", "## Method"):
         assert heading in text
+    for heading in ("## Issue targets", "## ListDir", "## Preview URLs", "## Network"):
+        assert heading in text
+    assert "not measured" not in text, text
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -130,3 +144,47 @@ def test_report_names_what_could_not_be_measured() -> None:
     assert "Steps skipped in this run: density." in text
     assert "Not measured in this run." in text
     assert "../x/" not in text  # no plots were made, so no image link
+    assert "| ListDir: `files.list()` of 10,000 entries | p50 ≤ 200 ms | not measured | – |" in text
+
+
+def _series(name: str, p50: float) -> dict[str, object]:
+    return {"name": name, "attempts": 5, "success_rate": 1.0, "p50": p50, "p95": p50, "p99": p50}
+
+
+def test_report_puts_issue_targets_next_to_the_figures() -> None:
+    results = {
+        "started": "2026-01-01 00:00 UTC",
+        "mode": "quick",
+        "duration_s": 1.0,
+        "command": "bench/suite.py --quick",
+        "machine": {},
+        "versions": {},
+        "listdir": [_series("files.list() of 10,000 entries", 0.150)],
+        "capabilities": [
+            _series("file upload 100 MiB", 100 * report.MIB / 400e6),
+            _series("file download 100 MiB", 100 * report.MIB / 200e6),
+        ],
+        "network": {
+            "series": [_series("policy update: PUT → first packet through", 0.060)],
+            "figures": {
+                "network adds to a create, 0.2s apart (p50 difference), ms": 2.5,
+                "network adds to a create, back-to-back (p50 difference), ms": 4.0,
+                "throughput sandbox → test host, best of 3 × 2048 MiB, Gbit/s": 5.0,
+            },
+        },
+    }
+    text = report.render(results)
+    top = text.split("## Machine and versions")[0]
+    expected = [
+        "| ListDir: `files.list()` of 10,000 entries | p50 ≤ 200 ms | p50 150.0 ms, p99 150.0 ms"
+        " (5 runs) | yes |",
+        "| upload 100 MiB (`files.write`) | ≥ 300 MB/s | 400 MB/s at p50 (5 runs) | yes |",
+        "| download 100 MiB (`files.read`) | ≥ 300 MB/s | 200 MB/s at p50 (5 runs) | **no** |",
+        "creates 0.2 s apart | p50 ≤ 3 ms added | 2.50 ms | yes |",
+        "back-to-back | p50 ≤ 3 ms added | 4.00 ms | **no** |",
+        "| throughput sandbox → test host | ≥ 1 Gbit/s | 5.00 Gbit/s | yes |",
+        "| policy update: PUT → first packet through | ≤ 50 ms | p50 60.0 ms",
+    ]
+    for row in expected:
+        assert row in top, top
+        assert row in text.split("## Capabilities")[1], row  # and again in its section

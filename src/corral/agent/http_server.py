@@ -30,7 +30,7 @@ import http
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -194,7 +194,7 @@ class Response:
         fd: int,
         size: int,
         headers: Mapping[str, str] | None = None,
-    ) -> Awaitable[bool]:
+    ) -> Coroutine[None, None, bool]:
         """A `content-length: size` response whose body is the first `size` bytes of the
         regular file open at `fd` (which stays the caller's to close).
 

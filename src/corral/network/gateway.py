@@ -234,11 +234,23 @@ class Gateway:
             raise GatewayError(f"the sandbox subnet {self._subnet} has no address for slot {slot}")
         return address
 
+    def network_of_slot(self, slot: int) -> SandboxNetwork:
+        """How the runtime wires the sandbox in `slot` (pure: addresses follow slots)."""
+        return SandboxNetwork(
+            gateway_netns=str(self.netns_path),
+            host_ifname=f"{HOST_IFNAME_PREFIX}{slot}",
+            address=self.address_of_slot(slot),
+            prefix_len=self._subnet.prefixlen,
+            gateway=self.gateway_address,
+        )
+
     async def attach(self, sandbox_id: str, slot: int, policy: EgressPolicy) -> SandboxNetwork:
-        """Reserve the slot's address for `sandbox_id` and install its policy, before the
-        runtime wires the veth (the sandbox runs nothing before create returns)."""
-        address = self.address_of_slot(slot)
-        ifname = f"{HOST_IFNAME_PREFIX}{slot}"
+        """Reserve the slot's address for `sandbox_id` and install its policy. May run while
+        the runtime wires the veth: until the elements are in, the gateway drops everything
+        from that address, and the sandbox runs nothing of the client's before create returns."""
+        network = self.network_of_slot(slot)
+        address = network.address
+        ifname = network.host_ifname
         previous = self._by_address.get(address)
         if previous is not None and previous != sandbox_id:
             await self.detach(previous)
@@ -252,13 +264,7 @@ class Gateway:
         self._attached[sandbox_id] = attached
         self._by_address[address] = sandbox_id
         self._stale_links.discard(ifname)
-        return SandboxNetwork(
-            gateway_netns=str(self.netns_path),
-            host_ifname=ifname,
-            address=address,
-            prefix_len=self._subnet.prefixlen,
-            gateway=self.gateway_address,
-        )
+        return network
 
     async def apply(self, sandbox_id: str, policy: EgressPolicy) -> EgressPolicy:
         """Replace the sandbox's policy (one nftables transaction); returns the effective one.

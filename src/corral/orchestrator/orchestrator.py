@@ -47,7 +47,7 @@ from corral.orchestrator.slots import UidSlots, uid_base_of_slot
 from corral.orchestrator.telemetry import Telemetry
 from corral.orchestrator.templates import TemplateCatalog
 from corral.orchestrator.validation import check_env_vars, check_metadata, check_timeout
-from corral.runtime import Runtime, RuntimeError_
+from corral.runtime import LiveSandbox, Runtime, RuntimeError_
 from corral.store import Store, StoreError
 
 __all__ = ["Orchestrator"]
@@ -246,10 +246,7 @@ class Orchestrator:
                 self._slots.release(slot)
                 raise
             try:
-                if self._gateway is not None:
-                    network = await self._gateway.attach(sandbox_id, slot, record.network)
-                    spec = replace(spec, network=network)
-                live = await self._runtime.start(spec)
+                live = await self._start_with_network(spec, slot, record.network)
             except BaseException as exc:
                 if self._gateway is not None:
                     await asyncio.shield(self._gateway.detach(sandbox_id))
@@ -285,6 +282,29 @@ class Orchestrator:
         self._telemetry.track(sandbox_id, record.limits, record.started_at)
         log.debug("sandbox %s started from template %s", sandbox_id, template.template_id)
         return record
+
+    async def _start_with_network(
+        self, spec: SandboxSpec, slot: int, policy: EgressPolicy
+    ) -> LiveSandbox:
+        """Start the sandbox while the gateway installs its policy (one nftables transaction):
+        both finish before create returns. The caller detaches the network on failure."""
+        if self._gateway is None:
+            return await self._runtime.start(spec)
+        spec = replace(spec, network=self._gateway.network_of_slot(slot))
+        attaching = asyncio.ensure_future(self._gateway.attach(spec.sandbox_id, slot, policy))
+        try:
+            live = await self._runtime.start(spec)
+        except BaseException:
+            await asyncio.wait([attaching])
+            if not attaching.cancelled():
+                attaching.exception()  # the start failure is the one to report
+            raise
+        try:
+            await attaching
+        except BaseException:
+            await asyncio.shield(self._runtime.stop(spec.sandbox_id))
+            raise
+        return live
 
     def connect(self, sandbox_id: str, timeout: float | None = None) -> SandboxRecord:
         """Extend a running sandbox: `end_at = max(end_at, now + timeout)`."""

@@ -9,6 +9,8 @@ answers, small files and pseudo-files (`st_size` 0) stay chunked.
 from __future__ import annotations
 
 import os
+import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -91,4 +93,32 @@ def test_bytes_appended_during_the_download_are_not_sent(
         with target.open("ab") as appending:
             appending.write(b"more" * MIB)
         assert b"".join(response.iter_raw()) == data
+    assert len(_get(agent, target).content) == 8 * MIB
+
+
+def _open_fds(agent: AgentProcess) -> int:
+    return len(os.listdir(f"/proc/{agent.process.pid}/fd"))
+
+
+def test_clients_that_leave_early_leak_no_file(agent: AgentProcess, tmp_path: Path) -> None:
+    target = tmp_path / "left.bin"
+    target.write_bytes(b"y" * (8 * MIB))
+    assert len(_get(agent, target).content) == 8 * MIB
+    before = _open_fds(agent)
+    request = (
+        f"GET /files?path={target} HTTP/1.1\r\nhost: agent\r\nx-access-token: test-token\r\n\r\n"
+    ).encode()
+    for read_first in (0, 300_000):
+        for _ in range(20):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.connect(agent.socket_path)
+                client.sendall(request)
+                received = 0
+                while received < read_first:
+                    received += len(client.recv(65536))
+    for _ in range(200):  # the agent notices each departure on its own schedule
+        if _open_fds(agent) <= before:
+            break
+        time.sleep(0.01)
+    assert _open_fds(agent) <= before
     assert len(_get(agent, target).content) == 8 * MIB

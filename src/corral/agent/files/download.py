@@ -25,7 +25,6 @@ import logging
 import os
 import posixpath
 import stat
-from collections.abc import Awaitable
 from urllib.parse import quote
 
 from corral.agent.files.errors import BadFileRequest, FilesError, NotAcceptable, from_os_error
@@ -154,7 +153,7 @@ class Download:
         self._compressor = gzip_compressor() if compress else None
         self._paused = False
         self._scheduled = False
-        self._sending: asyncio.Task[None] | None = None
+        self._sending: asyncio.Task[bool] | None = None
         extension = posixpath.splitext(path)[1].lower()
         content_type = _CONTENT_TYPES.get(extension, _OCTET_STREAM)
         headers = {"content-disposition": _disposition(path)}
@@ -163,8 +162,10 @@ class Download:
         headers["vary"] = "accept-encoding"
         size = os.fstat(fd).st_size
         if not compress and size > _SENDFILE_MIN:
-            sending = response.send_file(200, content_type, fd, size, headers)
-            self._sending = loop.create_task(self._send(sending, size))
+            self._sending = loop.create_task(
+                response.send_file(200, content_type, fd, size, headers)
+            )
+            self._sending.add_done_callback(self._sent)
             return
         response.start_stream(200, content_type, headers)
         response.on_flow = self._on_flow
@@ -179,21 +180,24 @@ class Download:
 
     def on_disconnect(self) -> None:
         if self._sending is not None:
-            self._sending.cancel()  # it closes the file
+            self._sending.cancel()  # `_sent` closes the file
         else:
             self._close()
 
-    async def _send(self, sending: Awaitable[bool], size: int) -> None:
-        try:
-            if not await sending:
-                _log.warning(
-                    "download of %s aborted: the client left, or the file shrank below"
-                    " the %d bytes announced",
-                    self._path,
-                    size,
-                )
-        finally:
-            self._close()
+    def _sent(self, sending: asyncio.Task[bool]) -> None:
+        self._close()
+        if sending.cancelled():
+            return
+        error = sending.exception()
+        if error is not None:
+            _log.error("download of %s failed", self._path, exc_info=error)
+            self._response.abort()
+        elif not sending.result():
+            _log.warning(
+                "download of %s aborted: the client left, or the file shrank below its"
+                " size at open",
+                self._path,
+            )
 
     def _on_flow(self, paused: bool) -> None:
         self._paused = paused
