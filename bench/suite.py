@@ -51,6 +51,33 @@ from _results import to_json
 __all__ = ["FULL", "QUICK", "Plan", "run_suite"]
 
 REPO = harness.REPO
+
+
+def _busy_fraction(interval: float) -> float:
+    """Share of all CPUs' time not idle (nor waiting for I/O) over `interval` seconds."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat_file:
+            fields = [int(value) for value in stat_file.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]
+
+    total_before, idle_before = sample()
+    time.sleep(interval)
+    total_after, idle_after = sample()
+    total = total_after - total_before
+    return 0.0 if total <= 0 else 1 - (idle_after - idle_before) / total
+
+
+def _settle(busy_below: float = 0.15, most: float = 30.0) -> float:
+    """Wait until the machine is idle again (a killed sandbox's namespaces, subvolume and
+    memory are released by kernel workers after the kill returns), at most `most` seconds;
+    returns the seconds waited. Each step so measures Corral, not the previous step's tail."""
+    begun = time.perf_counter()
+    while time.perf_counter() - begun < most and _busy_fraction(0.5) >= busy_below:
+        pass
+    return time.perf_counter() - begun
+
+
 STEPS: tuple[str, ...] = ("create", "cli", "roundtrip", "pty", "burst", "capabilities")
 STEPS += ("file_transfer", "listdir", "preview", "density", "network", "baselines")
 
@@ -152,6 +179,9 @@ METHOD = [
     "Corral runs as one `corral serve` subprocess (runtime `{runtime}`) with private state and "
     "run directories and the `base` template; the client is the official `e2b` Python SDK "
     "(sync API) in the suite's process, over HTTP/1.1 on loopback.",
+    "Each step starts once the machine is idle again (all CPUs < 15% busy over 0.5 s, at "
+    "most 30 s of waiting): the kernel releases a killed sandbox's namespaces, subvolume and "
+    "memory after the kill returns, and that tail belongs to the step that caused it.",
     'create → first output (SDK): `Sandbox.create()` + `commands.run("echo hi")` timed '
     "together, `kill()` untimed; sequential, after a warm-up.",
     "create → first output (CLI): a new `corral sandbox run -- /bin/bash -l -c 'echo hi'` "
@@ -334,6 +364,9 @@ def run_suite(
         if name not in steps:
             return
         print(f"==> {name}", flush=True)
+        waited = _settle()
+        if waited > 1:
+            print(f"    waited {waited:.1f}s for the previous step's clean-up", flush=True)
         begun = time.perf_counter()
         try:
             action()
