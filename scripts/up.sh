@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 bash scripts/setup.sh
-printf '==> corral serve %s\n' "$*"
-exec .venv/bin/corral serve "$@"
+printf '==> corral serve --uplink-nat %s\n' "$*"
+exec .venv/bin/corral serve --uplink-nat "$@"

@@ -1,6 +1,7 @@
 """`Gateway`: the server's network namespace between its sandboxes and the uplink.
 
     uplink netns (host, or a test's fake internet)
+        [--uplink-nat: ip_forward=1, table `ip corral_uplink` masquerading the /30 (uplink.py)]
         cu<hash> <uplink_subnet .1>
             │ veth
         gw-up <uplink_subnet .2>  ── default route; masquerade
@@ -26,7 +27,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import TypeVar
@@ -43,6 +44,12 @@ from corral.network.ruleset import (
     generation_elements,
     generation_keys,
     policy_elements,
+)
+from corral.network.uplink import (
+    default_dns_upstream,
+    disable_uplink_nat,
+    enable_uplink_nat,
+    resolv_conf_of,
 )
 from corral.runtime._linux import syscalls as sc
 from corral.runtime._linux.netlink import RtNetlink
@@ -106,9 +113,11 @@ class Gateway:
         self.uplink_peer_address, self.uplink_address = uplink[0], uplink[1]
         self.netns_path = gateway_netns_path(run_dir)
         self.uplink_peer = uplink_ifname(run_dir)
+        self._uplink_nat_state = self.netns_path.parent / "uplink-ip-forward"
         self._thread: ThreadPoolExecutor | None = None
         self._nft: Nftables | None = None
         self._gateway_fd = -1
+        self._uplink_fd = -1  # kept while --uplink-nat's table is loaded there
         self._ceiling: list[IPv4Network] = []
         self._attached: dict[str, _Attached] = {}
         self._by_address: dict[IPv4Address, str] = {}
@@ -120,6 +129,9 @@ class Gateway:
 
     async def open(self) -> None:
         """Create (or re-adopt) the namespace, the uplink and the ruleset."""
+        if not self.operator.dns_upstream:
+            upstream = default_dns_upstream(resolv_conf_of(self.operator.uplink_netns))
+            self.operator = replace(self.operator, dns_upstream=upstream)
         # The uplink namespace is opened here, on the event loop's thread (the host's
         # namespace unless --uplink-netns names another).
         uplink_ns = os.open(
@@ -169,6 +181,11 @@ class Gateway:
                 uplink.set_up(self.uplink_peer)
                 uplink.add_address(self.uplink_peer, self.uplink_peer_address, prefix)
                 host_addresses = uplink.ipv4_addresses() if not self.operator.uplink_netns else []
+            if self.operator.uplink_nat:
+                self._uplink_fd = os.dup(uplink_ns)
+                enable_uplink_nat(
+                    self.uplink_peer, self.operator.uplink_subnet, self._uplink_nat_state
+                )
         finally:
             sc.setns(self._gateway_fd, sc.CLONE_NEWNET)
         self._ceiling = [
@@ -208,6 +225,15 @@ class Gateway:
         self.netns_path.unlink(missing_ok=True)
 
     def _close_here(self) -> None:
+        if self._uplink_fd >= 0:
+            sc.setns(self._uplink_fd, sc.CLONE_NEWNET)
+            try:
+                disable_uplink_nat(self._uplink_nat_state)
+            finally:
+                os.close(self._uplink_fd)
+                self._uplink_fd = -1
+                if self._gateway_fd >= 0:
+                    sc.setns(self._gateway_fd, sc.CLONE_NEWNET)
         if self._gateway_fd < 0:
             return
         with RtNetlink() as rt:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
@@ -45,13 +46,22 @@ _OPTIONS = (
         "dns_upstream",
         multiple=True,
         metavar="IP",
-        help="Resolver the sandboxes' DNS queries are forwarded to (repeatable).",
+        help="Resolver the sandboxes' DNS queries are forwarded to (repeatable) "
+        "[default: the non-loopback nameservers of the uplink namespace's resolv.conf].",
     ),
     click.option(
         "--uplink-netns",
         type=click.Path(exists=True, dir_okay=False),
         default=None,
         help="Network namespace file the gateway's uplink goes to [default: the server's].",
+    ),
+    click.option(
+        "--uplink-nat",
+        is_flag=True,
+        default=False,
+        help="In the uplink namespace, set net.ipv4.ip_forward=1 and add the nftables table "
+        "`ip corral_uplink` masquerading the gateway's traffic (both undone at stop), so "
+        "sandboxes reach what the uplink reaches without host set-up.",
     ),
     click.option(
         "--sandbox-subnet",
@@ -73,12 +83,14 @@ def network_options(command: Callable[..., Any]) -> Callable[..., Any]:
         always_deny: tuple[str, ...],
         dns_upstream: tuple[str, ...],
         uplink_netns: str | None,
+        uplink_nat: bool,
         sandbox_subnet: str,
         **kwargs: Any,
     ) -> Any:
         settings = _settings(
             network, default_egress, always_deny, dns_upstream, uplink_netns, sandbox_subnet
         )
+        settings = dataclasses.replace(settings, uplink_nat=uplink_nat)
         return command(*args, network_settings=settings, **kwargs)
 
     decorated: Callable[..., Any] = wrapper

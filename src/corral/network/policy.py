@@ -66,6 +66,8 @@ class OperatorNetworkSettings:
     dns_upstream: tuple[IPv4Address, ...] = ()
     uplink_netns: str | None = None
     """Network namespace file the gateway's uplink goes to; None: the server's own."""
+    uplink_nat: bool = False
+    """Forward and masquerade the uplink's traffic in the uplink namespace (`uplink.py`)."""
     subnet: IPv4Network = DEFAULT_SUBNET
     uplink_subnet: IPv4Network = DEFAULT_UPLINK_SUBNET
     """A /30: the uplink side takes the first address, the gateway the second."""
