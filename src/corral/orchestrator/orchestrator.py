@@ -287,13 +287,18 @@ class Orchestrator:
         self, spec: SandboxSpec, slot: int, policy: EgressPolicy
     ) -> LiveSandbox:
         """Start the sandbox while the gateway installs its policy (one nftables transaction):
-        both finish before create returns. The caller detaches the network on failure."""
+        both finish before create returns. The caller detaches the network on failure.
+
+        The start is scheduled first: its request reaches the launcher before the policy's
+        transaction begins, so the longer of the two is not delayed by the shorter.
+        """
         if self._gateway is None:
             return await self._runtime.start(spec)
         spec = replace(spec, network=self._gateway.network_of_slot(slot))
+        starting = asyncio.ensure_future(self._runtime.start(spec))
         attaching = asyncio.ensure_future(self._gateway.attach(spec.sandbox_id, slot, policy))
         try:
-            live = await self._runtime.start(spec)
+            live = await starting
         except BaseException:
             await asyncio.wait([attaching])
             if not attaching.cancelled():

@@ -37,6 +37,8 @@ log = logging.getLogger("corral.telemetry")
 _MIB = 1024 * 1024
 _MAX_HISTORY = 10_000
 _PRUNE_EVERY_S = 3600.0
+# After create, the client's first requests go first (see `Telemetry._first_sample`).
+_FIRST_SAMPLE_DELAY_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class _Tracked:
     disk_full: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     first: asyncio.Task[None] | None = None
+    sample_now: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set by a query that needs the first sample before its delay is over."""
 
 
 class Telemetry:
@@ -113,7 +117,8 @@ class Telemetry:
     def track(
         self, sandbox_id: str, limits: Limits, started_at: float, *, adopted: bool = False
     ) -> None:
-        """Start sampling a running sandbox; its first sample is taken right away.
+        """Start sampling a running sandbox; its first sample is taken shortly after (at
+        once if queried before).
 
         `adopted`: the sandbox ran before this server started; its counters are a baseline,
         not hits to report.
@@ -128,7 +133,7 @@ class Telemetry:
         )
         self._tracked[sandbox_id] = entry
         entry.first = asyncio.get_running_loop().create_task(
-            self._sample(entry), name=f"telemetry-first-{sandbox_id}"
+            self._first_sample(entry), name=f"telemetry-first-{sandbox_id}"
         )
 
     def forget(self, sandbox_id: str) -> None:
@@ -186,9 +191,20 @@ class Telemetry:
         if entry is None:
             raise SandboxNotFound(sandbox_id)
         if entry.first is not None and not entry.first.done():
+            entry.sample_now.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(entry.first)
         return entry
+
+    async def _first_sample(self, entry: _Tracked) -> None:
+        """The first sample, `_FIRST_SAMPLE_DELAY_S` after create or when a query wants it.
+
+        Not at once: reading the counters on the event loop would delay the client's
+        first request to the new sandbox, which typically follows create immediately.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(entry.sample_now.wait(), _FIRST_SAMPLE_DELAY_S)
+        await self._sample(entry)
 
     async def _run(self) -> None:
         next_prune = 0.0

@@ -160,7 +160,9 @@ class NamespacesRuntime:
             "network": network_to_json(spec.network),
         }
         try:
-            reply = await asyncio.wait_for(self._call("create", request), self.start_timeout)
+            # Not `wait_for`, whose extra task would send the request one loop turn late.
+            async with asyncio.timeout(self.start_timeout):
+                reply = await self._call("create", request)
         except TimeoutError:
             await self.stop(spec.sandbox_id)
             raise SandboxStartError("the sandbox did not start in time") from None

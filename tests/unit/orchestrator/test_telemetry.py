@@ -65,6 +65,29 @@ async def test_first_sample_is_there_right_after_track(
     assert first.disk_total == 100 * MIB
 
 
+async def test_first_sample_lets_the_clients_first_requests_go_first(
+    telemetry: Telemetry, runtime: MemoryRuntime, clock: Clock
+) -> None:
+    telemetry.track(SID, LIMITS, started_at=clock.now)
+    for _ in range(5):
+        await asyncio.sleep(0)  # a sample taken at once would read the usage before the change
+    runtime.usages[SID] = replace(ZERO, memory_used=7 * MIB)
+    [first] = await telemetry.metrics(SID)
+    assert first.mem_used == 7 * MIB
+
+
+async def test_first_sample_is_taken_without_a_query(
+    telemetry: Telemetry, runtime: MemoryRuntime, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("corral.orchestrator.telemetry._FIRST_SAMPLE_DELAY_S", 0.01)
+    runtime.usages[SID] = replace(ZERO, memory_used=3 * MIB)
+    telemetry.track(SID, LIMITS, started_at=clock.now)
+    await asyncio.sleep(0.2)
+    runtime.usages[SID] = replace(ZERO, memory_used=9 * MIB)
+    [first] = await telemetry.metrics(SID)
+    assert first.mem_used == 3 * MIB
+
+
 async def test_cpu_percent_is_over_the_gap_and_levels_come_from_the_sample(
     telemetry: Telemetry, runtime: MemoryRuntime, clock: Clock
 ) -> None:
@@ -98,6 +121,7 @@ async def test_window_filters_by_unix_second(
 ) -> None:
     start = int(clock.now)
     telemetry.track(SID, LIMITS, started_at=clock.now)
+    await telemetry.metrics(SID)  # the first sample, now
     for _ in range(4):
         await telemetry.sample_all()
         clock.now += 5
