@@ -11,19 +11,15 @@ their entries.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any
 
 import click
 
 from corral.cli_options import server_access_options
+from corral.client.api import get_sandbox_list
 from corral.client.run import ClientError
 
 __all__ = ["connections", "fetch_connections", "format_connection"]
-
-_TIMEOUT_S = 30.0
 
 
 def fetch_connections(
@@ -31,28 +27,7 @@ def fetch_connections(
 ) -> list[dict[str, Any]]:
     """The entries as the server renders them; raises `ClientError`."""
     query = {"limit": str(limit), **({"verdict": verdict} if verdict else {})}
-    path = (
-        f"/sandboxes/{urllib.parse.quote(sandbox_id, safe='')}/connections?"
-        + urllib.parse.urlencode(query)
-    )
-    request = urllib.request.Request(url.rstrip("/") + path, headers={"X-API-KEY": api_key})
-    try:
-        with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
-            body = json.load(response)
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        try:
-            message = str(json.loads(raw)["message"])
-        except (ValueError, KeyError, TypeError):
-            message = raw.decode(errors="replace")[:200]
-        raise ClientError(f"{exc.code}: {message}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise ClientError(f"cannot reach the server at {url}: {exc}") from exc
-    except ValueError as exc:
-        raise ClientError(f"the server's answer is not JSON: {exc}") from exc
-    if not isinstance(body, list) or not all(isinstance(e, dict) for e in body):
-        raise ClientError("the server's answer is not a list of connections")
-    return body
+    return get_sandbox_list(url, api_key, sandbox_id, "connections", query)
 
 
 def format_connection(entry: dict[str, Any]) -> str:

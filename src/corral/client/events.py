@@ -9,37 +9,20 @@ Works for sandboxes that are gone too, as long as the server keeps their events.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any
 
 import click
 
 from corral.cli_options import server_access_options
+from corral.client.api import get_sandbox_list
 from corral.client.run import ClientError
 
 __all__ = ["events", "fetch_limit_events", "format_event"]
 
-_TIMEOUT_S = 30.0
-
 
 def fetch_limit_events(url: str, api_key: str, sandbox_id: str) -> list[dict[str, Any]]:
     """The events of `sandbox_id` as the server renders them; raises `ClientError`."""
-    path = f"/sandboxes/{urllib.parse.quote(sandbox_id, safe='')}/events"
-    request = urllib.request.Request(url.rstrip("/") + path, headers={"X-API-KEY": api_key})
-    try:
-        with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
-            body = json.load(response)
-    except urllib.error.HTTPError as exc:
-        raise ClientError(f"{exc.code}: {_message(exc.read())}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise ClientError(f"cannot reach the server at {url}: {exc}") from exc
-    except ValueError as exc:
-        raise ClientError(f"the server's answer is not JSON: {exc}") from exc
-    if not isinstance(body, list) or not all(isinstance(e, dict) for e in body):
-        raise ClientError("the server's answer is not a list of events")
-    return body
+    return get_sandbox_list(url, api_key, sandbox_id, "events")
 
 
 def format_event(event: dict[str, Any]) -> str:
@@ -47,13 +30,6 @@ def format_event(event: dict[str, Any]) -> str:
         f"{event.get('timestamp', '?')}  {event.get('kind', '?'):<13}  "
         f"×{event.get('count', '?')}  {event.get('detail', '')}"
     )
-
-
-def _message(raw: bytes) -> str:
-    try:
-        return str(json.loads(raw)["message"])
-    except (ValueError, KeyError, TypeError):
-        return raw.decode(errors="replace")[:200]
 
 
 @click.command()
