@@ -208,3 +208,33 @@ async def test_usage_of_a_running_sandbox_then_none(runtime: Runtime) -> None:
     await runtime.stop(spec.sandbox_id)
     assert await runtime.usage(spec.sandbox_id) is None
     assert await runtime.usage(new_sandbox_id()) is None
+
+
+@pytest.mark.parametrize("give_up", ["timeout", "cancel"])
+async def test_a_start_given_up_on_never_finishes_later(give_up: str, tmp_path: Path) -> None:
+    """A create abandoned while the launcher is still building it (the client's timeout or a
+    cancelled request) must not leave a sandbox behind that the launcher finishes later: its
+    uid slot is released and handed to the next sandbox."""
+    from corral.runtime.namespaces import NamespacesRuntime
+
+    runtime = NamespacesRuntime(
+        tmp_path / "state", tmp_path / "run", start_timeout=0.001 if give_up == "timeout" else 15
+    )
+    await runtime.open()
+    spec = _spec(load_template(TEMPLATES_DIR, "base"))
+    try:
+        if give_up == "timeout":
+            with pytest.raises(SandboxStartError):
+                await runtime.start(spec)
+        else:
+            starting = asyncio.create_task(runtime.start(spec))
+            await asyncio.sleep(0.002)
+            starting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await starting
+        await asyncio.sleep(1.0)  # a setup still under way would have finished by now
+        assert await runtime.live() == []
+        assert _leftovers(tmp_path, spec.sandbox_id) == []
+    finally:
+        await runtime.sweep(set())
+        await runtime.close()

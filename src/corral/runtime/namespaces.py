@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,17 @@ log = logging.getLogger(__name__)
 _Reply = asyncio.Future[dict[str, Any]]
 
 _KILL_WAIT_S = 5.0
+# How long an abandoned create may still take before its launcher is presumed stuck.
+_ABANDON_WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A request written to the launcher: its id, the future of its reply, the launcher."""
+
+    request_id: int
+    reply: _Reply
+    launcher: asyncio.subprocess.Process
 
 
 class NamespacesRuntime:
@@ -159,18 +171,23 @@ class NamespacesRuntime:
             "agent_config": _agent_config_json(spec),
             "network": network_to_json(spec.network),
         }
+        sent = await self._send("create", request)
         try:
             # Not `wait_for`, whose extra task would send the request one loop turn late.
             async with asyncio.timeout(self.start_timeout):
-                reply = await self._call("create", request)
-        except TimeoutError:
-            await self.stop(spec.sandbox_id)
-            raise SandboxStartError("the sandbox did not start in time") from None
+                reply = await asyncio.shield(sent.reply)
         except LauncherUnavailable:
             # The launcher died mid-create (its setup process dies with it): remove what
             # was made so far, or it stays until the next start-up sweep.
             await self.stop(spec.sandbox_id)
             raise
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            await asyncio.shield(self._abandon(spec.sandbox_id, sent))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise SandboxStartError("the sandbox did not start in time") from None
+        finally:
+            self._waiting.pop(sent.request_id, None)
         if not reply.get("ok"):
             await self.stop(spec.sandbox_id)
             raise SandboxStartError(f"the sandbox could not be started: {reply.get('error')}")
@@ -253,7 +270,31 @@ class NamespacesRuntime:
                 ids.update(p.name for p in d.iterdir())
         return ids
 
-    async def _call(self, op: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def _abandon(self, sandbox_id: str, sent: _Sent) -> None:
+        """Remove a create given up on (timeout, cancellation) only once the launcher can no
+        longer finish it: removing it while its setup still runs would let the setup build a
+        sandbox nobody knows of, in a uid slot handed to the next sandbox. Wait for the
+        launcher's answer; a launcher that gives none within `_ABANDON_WAIT_S` is killed, and
+        its setup processes die with it."""
+        try:
+            async with asyncio.timeout(_ABANDON_WAIT_S):
+                await asyncio.shield(sent.reply)
+        except TimeoutError:
+            log.error(
+                "the launcher did not answer the abandoned create of %s in %.0f s: killing it",
+                sandbox_id,
+                _ABANDON_WAIT_S,
+            )
+            if sent.launcher.returncode is None:
+                sent.launcher.kill()
+                await sent.launcher.wait()
+        except LauncherUnavailable:
+            pass
+        await self.stop(sandbox_id)
+
+    async def _send(self, op: str, request: dict[str, Any]) -> _Sent:
+        """Write one request to the launcher (starting a new launcher if the last one died);
+        the caller awaits `reply` and removes `request_id` from `_waiting` when done."""
         launcher = self._launcher
         if launcher is None or launcher.stdin is None or launcher.returncode is not None:
             if self._closing or launcher is None:
@@ -273,10 +314,7 @@ class NamespacesRuntime:
         self._waiting[request_id] = (launcher, future)
         launcher.stdin.write(json.dumps({"op": op, "id": request_id, "request": request}).encode())
         launcher.stdin.write(b"\n")
-        try:
-            return await future
-        finally:
-            self._waiting.pop(request_id, None)
+        return _Sent(request_id, future, launcher)
 
     async def _read_replies(self) -> None:
         assert self._launcher is not None and self._launcher.stdout is not None
