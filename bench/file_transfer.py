@@ -23,7 +23,7 @@ from typing import Any
 
 import _harness as harness
 
-__all__ = ["FileTransfer", "PeakRss", "agent_pid", "measure"]
+__all__ = ["FileTransfer", "PeakRss", "StreamedTransfer", "agent_pid", "measure", "stream_through"]
 
 MIB = 1024 * 1024
 SIZES = (("1 MiB", MIB), ("100 MiB", 100 * MIB))
@@ -135,33 +135,55 @@ def _throughput(sbx: Any, n: int, result: FileTransfer) -> None:
         sbx.commands.run(f"rm -f {path}")
 
 
-def _memory(server: harness.CorralServer, sbx: Any, result: FileTransfer) -> None:
-    assert server.process is not None
-    pids = {"server": server.process.pid, "agent": agent_pid(server, sbx.sandbox_id)}
+@dataclass(frozen=True)
+class StreamedTransfer:
+    """One streamed upload and download of the same file, with the RSS seen meanwhile."""
+
+    uploaded: int
+    """Size of the file in the sandbox after the upload (`stat`)."""
+    received: int
+    """Bytes the streamed download returned."""
+    upload_rss: dict[int, tuple[float, float]]
+    """pid → (baseline MiB, peak MiB) during the upload."""
+    download_rss: dict[int, tuple[float, float]]
+    """The same during the download."""
+
+
+def stream_through(sbx: Any, path: str, size: int, pids: list[int]) -> StreamedTransfer:
+    """Upload `size` bytes to `path` as a stream of 1 MiB blocks (never whole in memory), read
+    it back as a stream, remove it; the RSS of `pids` is sampled during each direction."""
     block = os.urandom(MIB)
 
     def chunks() -> Iterator[bytes]:
-        for _ in range(BIG // MIB):
+        for _ in range(size // MIB):
             yield block
 
-    peak = PeakRss(list(pids.values()))
-    sbx.files.write("/tmp/bench-big", chunks())
-    up = peak.stop()
-    peak = PeakRss(list(pids.values()))
-    reader = sbx.files.read("/tmp/bench-big", format="stream")
+    peak = PeakRss(pids)
+    sbx.files.write(path, chunks())
+    upload_rss = peak.stop()
+    uploaded = int(sbx.commands.run(f"stat -c %s {path}").stdout.strip())
+    peak = PeakRss(pids)
+    reader = sbx.files.read(path, format="stream")
     received = 0
     try:
         for piece in reader:
             received += len(piece)
     finally:
         reader.close()
-    down = peak.stop()
-    sbx.commands.run("rm -f /tmp/bench-big")
-    if received != BIG:
-        raise RuntimeError(f"1 GiB download returned {received} bytes")
+    download_rss = peak.stop()
+    sbx.commands.run(f"rm -f {path}")
+    return StreamedTransfer(uploaded, received, upload_rss, download_rss)
+
+
+def _memory(server: harness.CorralServer, sbx: Any, result: FileTransfer) -> None:
+    assert server.process is not None
+    pids = {"server": server.process.pid, "agent": agent_pid(server, sbx.sandbox_id)}
+    transfer = stream_through(sbx, "/tmp/bench-big", BIG, list(pids.values()))
+    if transfer.received != BIG:
+        raise RuntimeError(f"1 GiB download returned {transfer.received} bytes")
     for name, pid in pids.items():
-        result.memory[f"{name} during 1 GiB upload"] = up[pid]
-        result.memory[f"{name} during 1 GiB download"] = down[pid]
+        result.memory[f"{name} during 1 GiB upload"] = transfer.upload_rss[pid]
+        result.memory[f"{name} during 1 GiB download"] = transfer.download_rss[pid]
 
 
 def main() -> int:

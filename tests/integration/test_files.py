@@ -13,7 +13,6 @@ import io
 import os
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from e2b import (
 )
 from e2b.sandbox.filesystem.filesystem import WriteEntry
 
-from file_transfer import PeakRss, agent_pid  # bench/, on sys.path through conftest
+from file_transfer import agent_pid, stream_through  # bench/, on sys.path through conftest
 
 pytestmark = pytest.mark.usefixtures("corral_server")
 
@@ -306,28 +305,10 @@ def test_a_1_gib_transfer_keeps_server_and_agent_memory_flat(
 ) -> None:
     pids = [corral_server.process.pid, agent_pid(corral_server, sandbox.sandbox_id)]
     size = 1024 * MIB
-    block = os.urandom(MIB)
-
-    def chunks() -> Iterator[bytes]:
-        for _ in range(size // MIB):
-            yield block
-
-    peak = PeakRss(pids)
-    sandbox.files.write("/tmp/big.bin", chunks())
-    up = peak.stop()
-    assert sandbox.commands.run("stat -c %s /tmp/big.bin").stdout.strip() == str(size)
-
-    peak = PeakRss(pids)
-    reader = sandbox.files.read("/tmp/big.bin", format="stream")
-    received = 0
-    try:
-        for piece in reader:
-            received += len(piece)
-    finally:
-        reader.close()
-    down = peak.stop()
-    sandbox.commands.run("rm -f /tmp/big.bin")
-    assert received == size
+    transfer = stream_through(sandbox, "/tmp/big.bin", size, pids)
+    assert transfer.uploaded == size
+    assert transfer.received == size
+    up, down = transfer.upload_rss, transfer.download_rss
     for pid in pids:
         for base, peak in (up[pid], down[pid]):
             assert peak - base < 64, (up, down)
