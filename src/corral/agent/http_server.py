@@ -136,12 +136,22 @@ class Response:
     def write_paused(self) -> bool:
         return self._connection.write_paused
 
-    def _head(self, status: int, content_type: str | None, extra: bytes) -> bytes:
+    def _head(
+        self,
+        status: int,
+        content_type: str | None,
+        headers: Mapping[str, str] | None,
+        framing: bytes,
+    ) -> bytes:
+        """Status line and header lines (`framing`: the body's length or chunking header),
+        without the blank line that ends the head."""
         line = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()
         head = line
         if content_type is not None:
             head += b"content-type: " + content_type.encode("latin-1") + b"\r\n"
-        head += extra
+        if headers:
+            head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1")
+        head += framing
         if not self._exchange.head.keep_alive:
             head += b"connection: close\r\n"
         return head
@@ -156,15 +166,14 @@ class Response:
         """A complete response with `content-length`."""
         if self._state != self._NEW:
             raise RuntimeError("response already started")
-        extra = b""
-        if headers:
-            extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1")
+        framing = b""
         if status not in _NO_BODY_STATUSES:
-            extra += b"content-length: %d\r\n" % len(body)
+            framing = b"content-length: %d\r\n" % len(body)
         else:
             body = b""
         self._state = self._DONE
-        self._connection.write(self._head(status, content_type, extra) + b"\r\n" + body)
+        head = self._head(status, content_type, headers, framing)
+        self._connection.write(head + b"\r\n" + body)
         self._connection.response_finished(self._exchange)
 
     def send_json(self, status: int, value: object) -> None:
@@ -179,13 +188,8 @@ class Response:
         if self._state != self._NEW:
             raise RuntimeError("response already started")
         self._state = self._STREAMING
-        extra = b""
-        if headers:
-            extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1")
-        self._pending_head = self._head(
-            status, content_type, extra + b"transfer-encoding: chunked\r\n"
-        )
-        self._pending_head += b"\r\n"
+        chunked = b"transfer-encoding: chunked\r\n"
+        self._pending_head = self._head(status, content_type, headers, chunked) + b"\r\n"
 
     def send_file(
         self,
@@ -206,11 +210,8 @@ class Response:
         if self._state != self._NEW:
             raise RuntimeError("response already started")
         self._state = self._STREAMING
-        extra = b""
-        if headers:
-            extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1")
-        extra += b"content-length: %d\r\n" % size
-        self._connection.write(self._head(status, content_type, extra) + b"\r\n")
+        framing = b"content-length: %d\r\n" % size
+        self._connection.write(self._head(status, content_type, headers, framing) + b"\r\n")
         return self._send_file_body(fd, size)
 
     async def _send_file_body(self, fd: int, size: int) -> bool:
