@@ -1,4 +1,5 @@
-"""GET a JSON list from a running server's control plane (the client commands' one call).
+"""GET a JSON list from a running server's control plane and print it (the client commands'
+one call and one output form).
 
 Errors become `ClientError` with the server's own message (`{"code", "message"}` bodies), or
 say that the server cannot be reached or did not answer with a list of objects.
@@ -10,12 +11,14 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import click
 
 from corral.client.run import ClientError
 
-__all__ = ["get_sandbox_list"]
+__all__ = ["echo_list", "get_sandbox_list"]
 
 _TIMEOUT_S = 30.0
 
@@ -51,3 +54,20 @@ def _message(raw: bytes) -> str:
         return str(json.loads(raw)["message"])
     except (ValueError, KeyError, TypeError):
         return raw.decode(errors="replace")[:200]
+
+
+def echo_list(
+    items: list[dict[str, Any]],
+    as_json: bool,
+    describe: Callable[[dict[str, Any]], str],
+    when_empty: str,
+) -> None:
+    """Print `items` as the server's JSON array, or one `describe` line each (`when_empty` on
+    stderr when there are none)."""
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    if not items:
+        click.echo(when_empty, err=True)
+    for item in items:
+        click.echo(describe(item))

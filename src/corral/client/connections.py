@@ -10,13 +10,12 @@ their entries.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from corral.cli_options import server_access_options
-from corral.client.api import get_sandbox_list
+from corral.client.api import echo_list, get_sandbox_list
 from corral.client.run import ClientError
 
 __all__ = ["connections", "fetch_connections", "format_connection"]
@@ -56,10 +55,4 @@ def connections(
         found = fetch_connections(url, api_key, sandbox_id, limit, verdict)
     except ClientError as exc:
         raise click.ClickException(str(exc)) from exc
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
-    if not found:
-        click.echo(f"sandbox {sandbox_id} has no connection logged", err=True)
-    for entry in found:
-        click.echo(format_connection(entry))
+    echo_list(found, as_json, format_connection, f"sandbox {sandbox_id} has no connection logged")

@@ -8,13 +8,12 @@ Works for sandboxes that are gone too, as long as the server keeps their events.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from corral.cli_options import server_access_options
-from corral.client.api import get_sandbox_list
+from corral.client.api import echo_list, get_sandbox_list
 from corral.client.run import ClientError
 
 __all__ = ["events", "fetch_limit_events", "format_event"]
@@ -42,10 +41,4 @@ def events(url: str, api_key: str, as_json: bool, sandbox_id: str) -> None:
         found = fetch_limit_events(url, api_key, sandbox_id)
     except ClientError as exc:
         raise click.ClickException(str(exc)) from exc
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
-    if not found:
-        click.echo(f"sandbox {sandbox_id} has hit no limit", err=True)
-    for event in found:
-        click.echo(format_event(event))
+    echo_list(found, as_json, format_event, f"sandbox {sandbox_id} has hit no limit")
