@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 
 from corral.agent.errors import ProcessNotFound
 from corral.agent.managed_process import ManagedProcess
@@ -33,6 +34,11 @@ class ProcessTable:
         self._loop = loop
         self._retain_seconds = retain_seconds
         self._by_pid: dict[int, ManagedProcess] = {}
+        self._exit_watchers: dict[int, Callable[[int], None]] = {}
+
+    def watch_exit(self, pid: int, on_exit: Callable[[int], None]) -> None:
+        """Call `on_exit(wait status)` when `pid` (a child that is no `ManagedProcess`) ends."""
+        self._exit_watchers[pid] = on_exit
 
     def add(self, process: ManagedProcess) -> None:
         self._by_pid[process.pid] = process
@@ -79,6 +85,9 @@ class ProcessTable:
             process = self._by_pid.get(pid)
             if process is not None:
                 process.on_reaped(status)
+            watcher = self._exit_watchers.pop(pid, None)
+            if watcher is not None:
+                watcher(status)
 
     def kill_all(self) -> None:
         """Agent shutdown: SIGKILL every process and the process groups of all it knows.

@@ -17,6 +17,7 @@ from corral.agent.http_server import HttpConnection
 from corral.agent.process_service import ProcessService, process_methods
 from corral.agent.process_table import ProcessTable
 from corral.agent.routes import AgentApp
+from corral.agent.start_command import StartCommand
 from corral.agent.users import UserDatabase
 from corral.protocol.agent_config import AgentConfig
 
@@ -61,7 +62,8 @@ async def run(
     service = ProcessService(loop=loop, config=config, users=users, table=table)
     filesystem = FilesystemService(loop, config, users, WatcherRegistry())
     methods = {**process_methods(service), **filesystem_methods(filesystem)}
-    app = AgentApp(loop, config, methods, FileTransfers(loop, config, users))
+    start_command = StartCommand(loop, config, users, table)
+    app = AgentApp(loop, config, methods, FileTransfers(loop, config, users), start_command)
     if stop is None:
         stop = loop.create_future()
 
@@ -74,6 +76,7 @@ async def run(
     loop.add_signal_handler(signal.SIGTERM, request_stop)
     loop.add_signal_handler(signal.SIGINT, request_stop)
     table.reap_children()  # anything that exited before the handler was installed
+    start_command.launch()
     server = await loop.create_unix_server(
         lambda: HttpConnection(app), sock=listener, backlog=_BACKLOG
     )

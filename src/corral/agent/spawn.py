@@ -33,7 +33,7 @@ from corral.agent.errors import InvalidProcessRequest, SpawnFailed
 from corral.agent.users import User
 from corral.protocol.process_messages import PtySize
 
-__all__ = ["SpawnRequest", "SpawnedChild", "set_window_size", "spawn"]
+__all__ = ["SpawnRequest", "SpawnedChild", "set_window_size", "spawn", "spawn_detached"]
 
 _DEFAULT_SEARCH_PATH = "/usr/local/bin:/usr/bin:/bin"
 _CATCHABLE_SIGNALS = tuple(
@@ -275,3 +275,19 @@ def spawn(request: SpawnRequest) -> SpawnedChild:
     if request.pty is not None:
         return _spawn_with_pty(request, request.pty)
     return _spawn_with_pipes(request)
+
+
+def spawn_detached(
+    argv: Sequence[str], env: Mapping[str, str], cwd: str, user: User, output_fd: int
+) -> int:
+    """Start a background process (its own process group) with stdin from /dev/null and
+    stdout and stderr on `output_fd`; returns its pid. Raises `SpawnFailed`."""
+    request = SpawnRequest(argv=argv, env=env, cwd=cwd, user=user, pty=None, stdin=False)
+    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_DUP2, output_fd, 1),
+        (os.POSIX_SPAWN_DUP2, output_fd, 2),
+    ]
+    pid = _posix_spawn(request, actions, new_session=False)
+    _prefer_for_oom_kill(pid)
+    return pid

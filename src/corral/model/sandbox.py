@@ -47,6 +47,12 @@ class TemplateRef:
     alias: str | None = None
     limits: LimitOverrides = LimitOverrides()
     """The template's default limits (a recipe's `LIMITS` line); unset ones are the server's."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The template's environment (`ENV`), under each sandbox's own `envVars`."""
+    start_command: str | None = None
+    """Run by the agent at boot as the default user (a recipe's `START`)."""
+    ready_port: int = 0
+    """Create returns once this port accepts connections inside the sandbox (0: no wait)."""
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from corral.orchestrator.listing import select_page
 from corral.orchestrator.reconcile import ReconcileReport, plan_reconciliation
 from corral.orchestrator.settings import OrchestratorSettings
 from corral.orchestrator.slots import UidSlots, uid_base_of_slot
+from corral.orchestrator.start_wait import StartCommandNotReady, wait_for_start_command
 from corral.orchestrator.telemetry import Telemetry
 from corral.orchestrator.templates import TemplateCatalog
 from corral.orchestrator.validation import check_env_vars, check_metadata, check_timeout
@@ -247,11 +248,12 @@ class Orchestrator:
                 raise
             try:
                 live = await self._start_with_network(spec, slot, record.network)
+                await self._wait_for_start_command(spec, live)
             except BaseException as exc:
                 if self._gateway is not None:
                     await asyncio.shield(self._gateway.detach(sandbox_id))
                 self._forget_failed_start(sandbox_id, slot)
-                if isinstance(exc, RuntimeError_):
+                if isinstance(exc, (RuntimeError_, StartCommandNotReady)):
                     log.warning("sandbox %s failed to start: %s", sandbox_id, exc)
                     raise SandboxStartFailed(f"sandbox could not be started: {exc}") from exc
                 if isinstance(exc, Exception):
@@ -310,6 +312,19 @@ class Orchestrator:
             await asyncio.shield(self._runtime.stop(spec.sandbox_id))
             raise
         return live
+
+    async def _wait_for_start_command(self, spec: SandboxSpec, live: LiveSandbox) -> None:
+        """Until the template's start command listens on its ready port; a start command
+        that never will takes the sandbox down (`StartCommandNotReady`)."""
+        if not spec.template.start_command or not spec.template.ready_port:
+            return
+        try:
+            await wait_for_start_command(
+                live.agent_socket, spec.access_token, self._settings.start_command_timeout
+            )
+        except BaseException:
+            await asyncio.shield(self._runtime.stop(spec.sandbox_id))
+            raise
 
     def connect(self, sandbox_id: str, timeout: float | None = None) -> SandboxRecord:
         """Extend a running sandbox: `end_at = max(end_at, now + timeout)`."""

@@ -28,6 +28,8 @@ class OrchestratorSettings:
     """Egress default and ceiling of every sandbox (used when a gateway is given)."""
     metrics_interval: float = 5.0
     """Seconds between two usage samples of each sandbox (metrics and limit events)."""
+    start_command_timeout: float = 60.0
+    """How long create waits for a template's start command to listen on its ready port."""
     max_map_entries: int = 128
     """Entries in `metadata` or `envVars`."""
     max_key_bytes: int = 256

@@ -20,6 +20,10 @@ class AgentConfig:
     env_vars: Mapping[str, str] = field(default_factory=dict)
     default_user: str = "user"
     default_workdir: str = "/home/user"
+    start_command: str = ""
+    """The template's start command ("" for none), run at boot as `default_user`."""
+    ready_port: int = 0
+    """The port the start command listens on once it is ready (0: ready when started)."""
 
     def to_json(self) -> str:
         return json.dumps(
@@ -28,6 +32,8 @@ class AgentConfig:
                 "env_vars": dict(self.env_vars),
                 "default_user": self.default_user,
                 "default_workdir": self.default_workdir,
+                "start_command": self.start_command,
+                "ready_port": self.ready_port,
             }
         )
 
@@ -39,4 +45,6 @@ class AgentConfig:
             env_vars={str(k): str(v) for k, v in raw.get("env_vars", {}).items()},
             default_user=str(raw.get("default_user", "user")),
             default_workdir=str(raw.get("default_workdir", "/home/user")),
+            start_command=str(raw.get("start_command", "")),
+            ready_port=int(raw.get("ready_port", 0)),
         )

@@ -343,9 +343,11 @@ class NamespacesRuntime:
 def _agent_config_json(spec: SandboxSpec) -> str:
     return AgentConfig(
         access_token=spec.access_token,
-        env_vars=dict(spec.env_vars),
+        env_vars={**spec.template.env, **spec.env_vars},
         default_user=spec.template.default_user,
         default_workdir=spec.template.default_workdir,
+        start_command=spec.template.start_command or "",
+        ready_port=spec.template.ready_port,
     ).to_json()
 
 

@@ -39,9 +39,11 @@ from corral.templates.manifest import (
 )
 from corral.templates.namespace_runner import NamespaceStepRunner
 from corral.templates.recipe import (
+    CopyStep,
     DebootstrapBase,
     Recipe,
     RunStep,
+    StartCommand,
     TemplateBase,
     parse_recipe,
     shipped_recipe,
@@ -56,6 +58,7 @@ __all__ = [
     "BuildError",
     "BuildReporter",
     "BuildResult",
+    "CopyStep",
     "DebootstrapBase",
     "LayerInfo",
     "LayerStore",
@@ -66,6 +69,7 @@ __all__ = [
     "RecipeNotFound",
     "RunStep",
     "SilentReporter",
+    "StartCommand",
     "StepOutcome",
     "StepRunner",
     "TemplateBase",

@@ -27,7 +27,14 @@ from corral.templates.manifest import (
     write_manifest,
 )
 from corral.templates.mirror import host_debian_mirror
-from corral.templates.recipe import DebootstrapBase, Recipe, RunStep, valid_template_name
+from corral.templates.package_copy import copy_package, package_digest
+from corral.templates.recipe import (
+    CopyStep,
+    DebootstrapBase,
+    Recipe,
+    RunStep,
+    valid_template_name,
+)
 from corral.templates.runner import SOURCE_DATE_EPOCH, StepOutcome, StepRunner
 from corral.templates.whiteouts import mirror_opaque_markers
 
@@ -54,7 +61,7 @@ class PlannedStep:
     layer_id: str
     parent_id: str | None
     summary: str
-    step: DebootstrapBase | RunStep
+    step: DebootstrapBase | RunStep | CopyStep
 
 
 @dataclass(frozen=True)
@@ -91,15 +98,17 @@ class SilentReporter:
         pass
 
 
-def _step_text(step: DebootstrapBase | RunStep) -> str:
+def _step_text(step: DebootstrapBase | RunStep | CopyStep) -> str:
     if isinstance(step, DebootstrapBase):
         return f"{step.canonical()}\nSOURCE_DATE_EPOCH={SOURCE_DATE_EPOCH}\n{_BOOTSTRAP_FORMAT}"
+    if isinstance(step, CopyStep):
+        return f"{step.canonical()}\nsha256={package_digest(step.package)}"
     return step.canonical()
 
 
 def plan_steps(recipe: Recipe, parent_layers: tuple[str, ...] = ()) -> list[PlannedStep]:
     """The steps of `recipe` with their layer ids, on top of `parent_layers` (bottom first)."""
-    steps: list[DebootstrapBase | RunStep] = []
+    steps: list[DebootstrapBase | RunStep | CopyStep] = []
     if isinstance(recipe.base, DebootstrapBase):
         steps.append(recipe.base)
     steps.extend(recipe.steps)
@@ -185,6 +194,7 @@ def build_template(
                 workdir=recipe.workdir or defaults.workdir,
                 env={**defaults.env, **dict(recipe.env)},
                 limits=recipe.limits.over(defaults.limits),
+                start=recipe.start or defaults.start,
                 created_at=utc_timestamp(time.time()),
             ),
             rebuilt=bool(built),
@@ -245,6 +255,9 @@ def _build_layer(
             outcome = runner.bootstrap(
                 planned.step, area.rootfs, mirror=mirror_url, on_line=report.step_output
             )
+        elif isinstance(planned.step, CopyStep):
+            copy_package(planned.step.package, area.rootfs, planned.step.destination)
+            outcome = StepOutcome()
         else:
             scratch = area.path / "scratch"
             scratch.mkdir()

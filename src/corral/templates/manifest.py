@@ -4,10 +4,12 @@ A manifest names the template's layers bottom first and its sandbox defaults::
 
     {"name": "base", "layers": ["<layer-id>", ...], "user": "user",
      "workdir": "/home/user", "env": {}, "created_at": "2025-01-01T00:00:00Z",
-     "limits": "cpu=1 memory=512"}
+     "limits": "cpu=1 memory=512",
+     "start": {"command": "...", "ready_port": 49999}}
 
 `limits` (optional; the text of a recipe's `LIMITS` line) holds the template's default
-resource limits; absent keys are the server's.
+resource limits; absent keys are the server's. `start` (optional) is the recipe's `START`
+command and `READY` port.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from corral.model import LimitOverrides, TemplateRef, parse_limit_overrides
 from corral.templates.atomic_file import write_json_atomically
 from corral.templates.errors import TemplateCorrupt, TemplateNotFound
 from corral.templates.layers import LayerStore, valid_layer_id
-from corral.templates.recipe import valid_template_name
+from corral.templates.recipe import StartCommand, valid_template_name
 
 __all__ = [
     "TemplateManifest",
@@ -51,6 +53,7 @@ class TemplateManifest:
     env: Mapping[str, str] = field(default_factory=dict)
     created_at: str = ""
     limits: LimitOverrides = LimitOverrides()
+    start: StartCommand | None = None
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -63,6 +66,8 @@ class TemplateManifest:
         }
         if self.limits != LimitOverrides():
             body["limits"] = self.limits.to_text()
+        if self.start is not None:
+            body["start"] = {"command": self.start.command, "ready_port": self.start.ready_port}
         return body
 
     @classmethod
@@ -79,6 +84,9 @@ class TemplateManifest:
         bad = [layer for layer in layers if not valid_layer_id(layer)]
         if bad:
             raise ValueError(f"invalid layer ids: {bad}")
+        start = raw.get("start")
+        if start is not None and not isinstance(start, dict):
+            raise TypeError("'start' must be an object")
         return cls(
             name=str(raw["name"]),
             layers=tuple(layers),
@@ -87,6 +95,11 @@ class TemplateManifest:
             env={str(k): str(v) for k, v in env.items()},
             created_at=str(raw.get("created_at", "")),
             limits=parse_limit_overrides(str(raw.get("limits", ""))),
+            start=(
+                None
+                if start is None
+                else StartCommand(str(start["command"]), int(start.get("ready_port", 0)))
+            ),
         )
 
     def to_ref(self, templates_dir: Path) -> TemplateRef:
@@ -99,6 +112,9 @@ class TemplateManifest:
             default_workdir=self.workdir,
             alias=self.name,
             limits=self.limits,
+            env=dict(self.env),
+            start_command=None if self.start is None else self.start.command,
+            ready_port=0 if self.start is None else self.start.ready_port,
         )
 
 

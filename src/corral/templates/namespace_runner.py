@@ -35,6 +35,20 @@ _UNSHARE = (
 )
 _PASSED_THROUGH = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY")
 
+# The host's trust store is handed to RUN steps (pip, curl, npm, deno, Python's ssl) as a
+# file on the step's private /dev tmpfs, so downloads work behind a TLS-inspecting proxy the
+# host trusts, and nothing of the host's trust ends up in a layer.
+_HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+_STEP_CA_BUNDLE = "/dev/corral-build/ca-certificates.crt"
+_CA_VARIABLES = (
+    "SSL_CERT_FILE",
+    "PIP_CERT",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "DENO_CERT",
+)
+
 # Inside the chroot after debootstrap: drop what debootstrap leaves that a template must not
 # carry (apt lists and caches, logs, the host's resolv.conf and hostname).
 _FINALIZE_BOOTSTRAP = r"""
@@ -59,14 +73,15 @@ chroot "$rootfs" dpkg-query -W -f '${Package}\t${Version}\n' > "$packages"
 """
 
 # $1 mount point, $2 overlay options, $3 resolv.conf copy, $4 packages file, $5 command,
-# then NAME=VALUE pairs: the step's whole environment. Runs as pid 1 of a fresh pid namespace.
+# $6 the host's CA bundle or "", then NAME=VALUE pairs: the step's whole environment. Runs
+# as pid 1 of a fresh pid namespace.
 _RUN_SCRIPT = r"""
 set -eu
-merged=$1 options=$2 resolv=$3 packages=$4 command=$5
-shift 5
+merged=$1 options=$2 resolv=$3 packages=$4 command=$5 ca=$6
+shift 6
 mount -t overlay overlay -o "$options" "$merged"
 mount -t proc -o nosuid,nodev,noexec proc "$merged/proc"
-mount -t tmpfs -o mode=0755,nosuid,size=1m corral-dev "$merged/dev"
+mount -t tmpfs -o mode=0755,nosuid,size=8m corral-dev "$merged/dev"
 for node in null zero full random urandom tty; do
     : > "$merged/dev/$node"
     mount --bind "/dev/$node" "$merged/dev/$node"
@@ -79,6 +94,10 @@ mkdir "$merged/dev/pts" "$merged/dev/shm"
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$merged/dev/pts"
 ln -s pts/ptmx "$merged/dev/ptmx"
 mount -t tmpfs -o mode=1777,nosuid,nodev corral-shm "$merged/dev/shm"
+if [ -n "$ca" ]; then
+    mkdir "$merged/dev/corral-build"
+    cp "$ca" "$merged/dev/corral-build/ca-certificates.crt"
+fi
 if [ -f "$merged/etc/resolv.conf" ] && [ ! -L "$merged/etc/resolv.conf" ]; then
     mount --bind "$resolv" "$merged/etc/resolv.conf"
 fi
@@ -109,6 +128,14 @@ def build_environment(extra: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
     env.update({key: os.environ[key] for key in _PASSED_THROUGH if key in os.environ})
     env.update(extra)
     return env
+
+
+def _host_ca_bundle() -> str:
+    """The host's CA bundle (``SSL_CERT_FILE`` or Debian's), or "" if it has none."""
+    for candidate in (os.environ.get("SSL_CERT_FILE", ""), str(_HOST_CA_BUNDLE)):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return ""
 
 
 def _parse_packages(path: Path) -> dict[str, str]:
@@ -177,7 +204,10 @@ class NamespaceStepRunner:
         except OSError:
             resolv.write_bytes(b"")
         packages = scratch / "packages.tsv"
+        ca = _host_ca_bundle()
         env = build_environment(step.env)
+        if ca:
+            env.update({key: _STEP_CA_BUNDLE for key in _CA_VARIABLES})
         argv = [
             *_UNSHARE,
             "/bin/sh",
@@ -189,6 +219,7 @@ class NamespaceStepRunner:
             str(resolv),
             str(packages),
             step.command,
+            ca,
             *(f"{key}={value}" for key, value in env.items()),
         ]
         self._execute(argv, build_environment(), step.summary(), on_line)

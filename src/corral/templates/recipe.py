@@ -8,14 +8,20 @@ continues on the next; ``#`` starts a comment line)::
     FROM base                           # ...or: start from the layers of a built template
     ENV KEY=VALUE                       # env of later RUN steps and of the template
     RUN shell command                   # one new layer: /bin/sh -c in a chroot, as root
+    COPY corral.interpreter /opt/lib    # one new layer: a package of corral's own source,
+                                        # importable with PYTHONPATH=/opt/lib
     USER user                           # the template's default user (metadata only)
     WORKDIR /home/user                  # the template's default workdir (metadata only)
     LIMITS cpu=1 memory=512 disk=2048   # default resource limits of its sandboxes (any of
                                         # cpu, memory MiB, disk MiB, pids, nofile; metadata)
+    START shell command                 # run by each sandbox's agent at boot, as USER in
+                                        # WORKDIR with the sandbox's env (metadata)
+    READY 49999                         # create returns once this port accepts (metadata)
 
-Unlike a Dockerfile, USER, WORKDIR and LIMITS only set the sandbox defaults (a later LIMITS
-line overrides the keys it names; a template `FROM` another inherits its limits): RUN always
-runs as root in `/`. Parsing is pure; nothing here touches the disk except `shipped_recipe`.
+Unlike a Dockerfile, USER, WORKDIR, LIMITS, START and READY only set the sandbox defaults (a
+later LIMITS line overrides the keys it names; a template `FROM` another inherits its limits
+and start command): RUN always runs as root in `/`. Parsing is pure; nothing here touches
+the disk except `shipped_recipe`.
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ from corral.model import LimitOverrides, parse_limit_overrides
 from corral.templates.errors import RecipeError, RecipeNotFound
 
 __all__ = [
+    "CopyStep",
     "DebootstrapBase",
     "Recipe",
+    "StartCommand",
     "RunStep",
     "TemplateBase",
     "parse_recipe",
@@ -45,6 +53,7 @@ _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _VARIANTS = frozenset({"minbase", "buildd"})
 _RECIPE_SUFFIX = ".recipe"
+_CORRAL_PACKAGE = re.compile(r"^corral(\.[a-z_][a-z0-9_]*)+$")
 
 
 def valid_template_name(name: str) -> bool:
@@ -94,15 +103,43 @@ class RunStep:
 
 
 @dataclass(frozen=True)
+class CopyStep:
+    """`COPY PACKAGE DIR`: one of corral's own packages (with its parents' `__init__.py`)
+    copied under DIR, so that `PYTHONPATH=DIR` imports it. The layer id covers the files'
+    content (the builder reads them); the recipe only names them."""
+
+    package: str
+    destination: str
+    line: int = 0
+
+    def summary(self) -> str:
+        return f"COPY {self.package} {self.destination}"
+
+    def canonical(self) -> str:
+        """The directive; the builder adds the digest of the package's files."""
+        return f"COPY {self.package} {self.destination}"
+
+
+@dataclass(frozen=True)
+class StartCommand:
+    """`START` and `READY`: what each sandbox's agent runs at boot, and the TCP port that
+    must accept connections (on the sandbox's loopback) before create returns (0: none)."""
+
+    command: str
+    ready_port: int = 0
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A parsed recipe. `user`/`workdir` are None when the recipe leaves them unset."""
 
     base: DebootstrapBase | TemplateBase
-    steps: tuple[RunStep, ...]
+    steps: tuple[RunStep | CopyStep, ...]
     user: str | None = None
     workdir: str | None = None
     env: tuple[tuple[str, str], ...] = ()
     limits: LimitOverrides = LimitOverrides()
+    start: StartCommand | None = None
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -132,11 +169,13 @@ class _Parser:
         self.source = source
         self.base: DebootstrapBase | TemplateBase | None = None
         self.include: list[str] = []
-        self.steps: list[RunStep] = []
+        self.steps: list[RunStep | CopyStep] = []
         self.env: dict[str, str] = {}
         self.user: str | None = None
         self.workdir: str | None = None
         self.limits = LimitOverrides()
+        self.start_command: str | None = None
+        self.ready_port = 0
 
     def error(self, message: str, line: int) -> RecipeError:
         return RecipeError(message, line=line, source=self.source)
@@ -153,6 +192,9 @@ class _Parser:
             "USER": self.user_,
             "WORKDIR": self.workdir_,
             "LIMITS": self.limits_,
+            "COPY": self.copy,
+            "START": self.start,
+            "READY": self.ready,
         }.get(keyword.upper())
         if handler is None:
             raise self.error(f"unknown directive {keyword!r}", number)
@@ -210,6 +252,29 @@ class _Parser:
             raise self.error("RUN command contains a NUL byte", number)
         self.steps.append(RunStep(command=rest, env=tuple(self.env.items()), line=number))
 
+    def copy(self, number: int, rest: str) -> None:
+        words = rest.split()
+        if len(words) != 2:
+            raise self.error("expected 'COPY corral.PACKAGE /ABSOLUTE/DIR'", number)
+        package, destination = words
+        if not _CORRAL_PACKAGE.match(package):
+            raise self.error(f"COPY copies one of corral's packages, not {package!r}", number)
+        if not destination.startswith("/") or ".." in destination.split("/"):
+            raise self.error("the COPY destination must be an absolute path without '..'", number)
+        self.steps.append(CopyStep(package=package, destination=destination, line=number))
+
+    def start(self, number: int, rest: str) -> None:
+        if not rest or "\0" in rest:
+            raise self.error("START needs a shell command", number)
+        if self.start_command is not None:
+            raise self.error("only one START is allowed", number)
+        self.start_command = rest
+
+    def ready(self, number: int, rest: str) -> None:
+        if not rest.isdigit() or not 0 < int(rest) < 65536:
+            raise self.error(f"READY needs a TCP port (1-65535), not {rest!r}", number)
+        self.ready_port = int(rest)
+
     def user_(self, number: int, rest: str) -> None:
         if not _USER.match(rest):
             raise self.error(f"invalid user name {rest!r}", number)
@@ -233,6 +298,8 @@ class _Parser:
         if self.base is None:
             raise RecipeError("a recipe needs a FROM line", source=self.source)
         base = self.base
+        if self.ready_port and self.start_command is None:
+            raise RecipeError("READY needs a START command", source=self.source)
         if isinstance(base, DebootstrapBase):
             base = DebootstrapBase(
                 suite=base.suite, variant=base.variant, include=tuple(sorted(set(self.include)))
@@ -244,6 +311,11 @@ class _Parser:
             workdir=self.workdir,
             env=tuple(self.env.items()),
             limits=self.limits,
+            start=(
+                None
+                if self.start_command is None
+                else StartCommand(self.start_command, self.ready_port)
+            ),
         )
 
 

@@ -48,13 +48,13 @@ def test_build_unknown_recipe_fails_clearly(tmp_path: Path) -> None:
 
 def test_build_malformed_recipe_names_the_line(tmp_path: Path) -> None:
     recipe = tmp_path / "bad.recipe"
-    recipe.write_text("FROM base\nRUN true\nCOPY a b\n")
+    recipe.write_text("FROM base\nRUN true\nADD a b\n")
     result = CliRunner().invoke(
         main,
         ["template", "build", "bad", "--recipe", str(recipe), "--templates-dir", str(tmp_path)],
     )
     assert result.exit_code == 1
-    assert "bad.recipe:3: unknown directive 'COPY'" in result.output
+    assert "bad.recipe:3: unknown directive 'ADD'" in result.output
 
 
 def test_exported_names() -> None:

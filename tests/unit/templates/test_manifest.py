@@ -16,6 +16,7 @@ from corral.templates import (
     read_manifest,
 )
 from corral.templates.manifest import write_manifest
+from corral.templates.recipe import StartCommand
 
 LOWER = "aaaaaaaaaaaaaaaaaaaaaaaa"
 UPPER = "bbbbbbbbbbbbbbbbbbbbbbbb"
@@ -120,3 +121,19 @@ def test_write_then_read_round_trips(templates_dir: Path) -> None:
     assert path == templates_dir / "t1.json"
     assert read_manifest(templates_dir, "t1") == manifest
     assert sorted(p.name for p in templates_dir.iterdir()) == ["t1.json"]  # no temp files
+
+
+def test_start_command_round_trips_and_reaches_the_runtime(templates_dir: Path) -> None:
+    templates_dir.mkdir()
+    (templates_dir / "layers" / LOWER).mkdir(parents=True)
+    manifest = TemplateManifest(
+        name="t2",
+        layers=(LOWER,),
+        env={"K": "V"},
+        start=StartCommand("exec srv", 49999),
+    )
+    write_manifest(templates_dir, manifest)
+    assert read_manifest(templates_dir, "t2") == manifest
+    ref = manifest.to_ref(templates_dir)
+    assert (ref.start_command, ref.ready_port, dict(ref.env)) == ("exec srv", 49999, {"K": "V"})
+    assert TemplateManifest(name="t3", layers=(LOWER,)).to_ref(templates_dir).start_command is None

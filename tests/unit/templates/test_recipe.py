@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from corral.templates import (
+    CopyStep,
     DebootstrapBase,
     RecipeError,
     RecipeNotFound,
     RunStep,
+    StartCommand,
     TemplateBase,
     parse_recipe,
     shipped_recipe,
@@ -102,7 +104,16 @@ def test_summary_is_one_short_line() -> None:
         ("FROM base\nRUN\n", 2, "RUN needs a command"),
         ("FROM base\nUSER Root!\n", 2, "invalid user"),
         ("FROM base\nWORKDIR relative\n", 2, "absolute path"),
-        ("FROM base\nCOPY a b\n", 2, "unknown directive"),
+        ("FROM base\nADD a b\n", 2, "unknown directive"),
+        ("FROM base\nCOPY a b\n", 2, "one of corral's packages"),
+        ("FROM base\nCOPY corral.x\n", 2, "expected 'COPY corral.PACKAGE"),
+        ("FROM base\nCOPY corral.x lib\n", 2, "absolute path"),
+        ("FROM base\nCOPY corral.x /a/../b\n", 2, "absolute path"),
+        ("FROM base\nSTART\n", 2, "START needs a shell command"),
+        ("FROM base\nSTART a\nSTART b\n", 3, "only one START"),
+        ("FROM base\nSTART a\nREADY http\n", 3, "READY needs a TCP port"),
+        ("FROM base\nSTART a\nREADY 65536\n", 3, "READY needs a TCP port"),
+        ("FROM base\nREADY 8080\n", 0, "READY needs a START"),
     ],
 )
 def test_errors_name_the_line(text: str, line: int, message: str) -> None:
@@ -117,3 +128,24 @@ def test_errors_name_the_line(text: str, line: int, message: str) -> None:
 def test_unknown_shipped_recipe(name: str) -> None:
     with pytest.raises(RecipeNotFound):
         shipped_recipe(name)
+
+
+def test_copy_start_and_ready() -> None:
+    recipe = parse_recipe(
+        "FROM base\nRUN true\nCOPY corral.interpreter /opt/lib\n"
+        "START exec server --port 49999\nREADY 49999\n"
+    )
+    assert recipe.steps[1] == CopyStep("corral.interpreter", "/opt/lib", line=3)
+    assert recipe.start == StartCommand("exec server --port 49999", 49999)
+    assert parse_recipe("FROM base\nSTART sleep 9\n").start == StartCommand("sleep 9", 0)
+    assert parse_recipe("FROM base\n").start is None
+
+
+def test_shipped_code_interpreter_recipe_serves_port_49999() -> None:
+    recipe = shipped_recipe("code-interpreter-v1")
+    assert recipe.base == TemplateBase("base")
+    assert recipe.start is not None and recipe.start.ready_port == 49999
+    assert "corral.interpreter" in recipe.start.command
+    assert CopyStep("corral.interpreter", "/opt/corral/lib", line=0).package in {
+        step.package for step in recipe.steps if isinstance(step, CopyStep)
+    }
