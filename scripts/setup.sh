@@ -4,7 +4,8 @@
 #   2. .venv from /usr/bin/python3 with corral installed editable, with the test and bench
 #      extras (the bench smoke test renders the report's plots)
 #      (re-installed only when pyproject.toml changed)
-#   3. the `base` template (`corral template build base`; cached layers make a re-run instant)
+#   3. the `base` and `code-interpreter-v1` templates (`corral template build`; cached layers
+#      make a re-run instant; the code interpreter's needs PyPI and the npm registry)
 # Honours CORRAL_TEMPLATES_DIR. Needs root (debootstrap, mounts).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -59,3 +60,5 @@ fi
 
 say "corral template build base"
 .venv/bin/corral template build base
+say "corral template build code-interpreter-v1"
+.venv/bin/corral template build code-interpreter-v1
