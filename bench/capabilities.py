@@ -1,4 +1,4 @@
-"""Benchmarks of capabilities that land one by one: files, pause/resume, fork, code interpreter.
+"""Benchmarks of capabilities that land one by one: files, pause/resume, fork.
 
 Each measuring function tries the capability through the official SDK; when the server does
 not offer it yet (an SDK error such as HTTP 501 or 404 on the first attempt) the series is
@@ -8,8 +8,9 @@ failing or silently dropping it. A capability that works is measured like any ot
 * file upload / download: `sbx.files.write(path, bytes)` then `sbx.files.read(path,
   format="bytes")` of a 1 MiB and a 100 MiB file (content checked), on one sandbox;
 * pause → resume: `sbx.beta_pause()`, then `Sandbox.connect(id)` + `commands.run("true")`;
-* fork: `sbx.fork(count=1)` → first `commands.run("true")` in the fork;
-* code interpreter: `e2b_code_interpreter.Sandbox.create()` → first `run_code("1+1")`.
+* fork: `sbx.fork(count=1)` → first `commands.run("true")` in the fork.
+
+The code interpreter has its own benchmark, `bench/code_interpreter.py`.
 
     /work/main/.venv/bin/python bench/capabilities.py [--runs 5]
 """
@@ -27,7 +28,6 @@ from _results import Latencies
 
 __all__ = [
     "FILE_SIZES",
-    "measure_code_interpreter",
     "measure_files",
     "measure_fork",
     "measure_pause_resume",
@@ -162,27 +162,6 @@ def measure_fork(server: harness.CorralServer, n: int, ids: list[str]) -> Latenc
             parent.kill()
 
 
-def measure_code_interpreter(server: harness.CorralServer, n: int, ids: list[str]) -> Latencies:
-    """`e2b_code_interpreter.Sandbox.create()` → first `run_code("1+1")` result."""
-    with harness.environ(harness.sdk_env(server)):
-        from e2b_code_interpreter import Sandbox as CodeSandbox
-
-        def one() -> float:
-            start = time.perf_counter()
-            sbx = CodeSandbox.create(timeout=120)
-            ids.append(sbx.sandbox_id)
-            try:
-                execution = sbx.run_code("1+1")
-                elapsed = time.perf_counter() - start
-                if execution.error is not None or execution.text != "2":
-                    raise AssertionError(f"run_code('1+1') gave {execution!r}")
-                return elapsed
-            finally:
-                sbx.kill()
-
-        return _series("code interpreter create → first run_code", n, one)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=harness.bench_n(5))
@@ -191,7 +170,6 @@ def main() -> int:
         results = measure_files(server, {size: args.runs for size in FILE_SIZES}, ids)
         results += measure_pause_resume(server, args.runs, ids)
         results.append(measure_fork(server, args.runs, ids))
-        results.append(measure_code_interpreter(server, args.runs, ids))
     for result in results:
         print(result.line() + (f"  [{result.note}]" if result.note else ""))
     return harness.report_leaks(server, ids)

@@ -221,11 +221,21 @@ def _runs(series: Series) -> str:
     return f"{series['attempts']} run" + ("" if series["attempts"] == 1 else "s")
 
 
+def _unavailable(rows: Iterable[Series], prefix: str) -> str | None:
+    """Why the series named `prefix…` could not be measured, if it says so."""
+    for series in rows:
+        if series["name"].startswith(prefix) and series.get("unavailable"):
+            return str(series["unavailable"])
+    return None
+
+
 def _p50_at_most(key: str, prefix: str, limit: float) -> Callable[[dict[str, Any]], Measured]:
     def measured(results: dict[str, Any]) -> Measured:
-        series = _find(_series_of(results, key), prefix)
+        rows = _series_of(results, key)
+        series = _find(rows, prefix)
         if series is None:
-            return "not measured", None
+            reason = _unavailable(rows, prefix)
+            return ("not measured" if reason is None else f"unavailable: {reason}"), None
         text = f"p50 {_ms(series['p50'])}, p99 {_ms(series['p99'])} ({_runs(series)})"
         return text, series["p50"] <= limit
 
@@ -255,12 +265,32 @@ def _figure_within(
     return measured
 
 
+# Series names of bench/code_interpreter.py (prefixes).
+INTERPRETER_FIRST = "code interpreter: create → first run_code"
+INTERPRETER_WARM = "code interpreter: run_code(1+1), "
+INTERPRETER_BASELINE = "baseline: jupyter_client"
+
 # The targets the issues set: (what, target as text, how to read the figure from the results).
 TARGETS: tuple[tuple[str, str, Callable[[dict[str, Any]], Measured]], ...] = (
     (
         "ListDir: `files.list()` of 10,000 entries",
         "p50 ≤ 200 ms",
         _p50_at_most("listdir", "files.list()", 0.200),
+    ),
+    (
+        'code interpreter: create → first `run_code("1+1")` result',
+        "p50 ≤ 500 ms",
+        _p50_at_most("code_interpreter", INTERPRETER_FIRST, 0.500),
+    ),
+    (
+        'code interpreter: warm `run_code("1+1")`, default context',
+        "p50 ≤ 10 ms",
+        _p50_at_most("code_interpreter", INTERPRETER_WARM + "default context", 0.010),
+    ),
+    (
+        'code interpreter: warm `run_code("1+1")`, new context',
+        "p50 ≤ 10 ms",
+        _p50_at_most("code_interpreter", INTERPRETER_WARM + "new context", 0.010),
     ),
     (
         "upload 100 MiB (`files.write`)",
@@ -320,6 +350,70 @@ def _network(results: dict[str, Any]) -> list[str]:
     return lines + ["", "Issue targets:", ""] + _targets(results, subjects)
 
 
+def _code_interpreter(results: dict[str, Any]) -> list[str]:
+    detail = results.get("code_interpreter")
+    if not detail:
+        return ["Not measured in this run."]
+    if detail.get("unavailable"):
+        return [f"Not available: {detail['unavailable']}"]
+    series = detail["series"]
+    lines = _latency_table(series) + [""]
+    base = _find(series, INTERPRETER_BASELINE)
+    ratios = detail.get("ratios") or {}
+    if base is not None and ratios:
+        lines += [
+            "Warm round trip against the baseline (the same execute sent straight to an "
+            "ipykernel on the host with jupyter_client):",
+            "",
+            '| warm `run_code("1+1")` | Corral p50 | host ipykernel p50 | ratio |',
+            "|---|---:|---:|---:|",
+        ]
+        for label, ratio in ratios.items():
+            mine = _find(series, INTERPRETER_WARM + label)
+            if mine is not None:
+                lines.append(
+                    f"| {label} | {_ms(mine['p50'])} | {_ms(base['p50'])} | {ratio:.2f}× |"
+                )
+        lines.append("")
+    lines += _interpreter_memory(detail.get("memory")) + [""]
+    return lines + ["Issue targets:", ""] + _targets(results, ("code interpreter",))
+
+
+def _interpreter_memory(memory: dict[str, Any] | None) -> list[str]:
+    if not memory:
+        return []
+    lines = ["Idle code-interpreter sandboxes (each ran `1+1`, then settled):", ""]
+    if memory.get("unavailable"):
+        return lines + [f"Not available: {memory['unavailable']}"]
+    held = max(1, memory["held"])
+    cgroup = memory["cgroup_memory"]
+    pss = memory["pss"]
+    each = ", ".join(f"{value / MIB:.1f}" for value in cgroup)
+    lines += [
+        "| figure | value |",
+        "|---|---:|",
+        f"| sandboxes held | {memory['held']} ({memory['stop_reason']}; settled after "
+        f"{memory['settle_seconds']:.1f} s) |",
+        f"| memory cgroup usage per sandbox (mean) | "
+        f"{_mib(sum(cgroup) / len(cgroup)) + f' (each: {each} MiB)' if cgroup else 'n/a'} |",
+        f"| PSS of the sandbox's processes per sandbox (mean) | {_mib(sum(pss) / held)} |",
+        f"| host `MemAvailable` drop per sandbox | {_mib(memory['mem_available_drop'] / held)} |",
+    ]
+    if memory["mem_available_drop"] <= 0:
+        lines.append(
+            "| note | `MemAvailable` rose meanwhile (other work on the host freed memory): "
+            "the drop is meaningless in this run |"
+        )
+    roles: dict[str, list[int]] = {}
+    for process in memory.get("processes", []):
+        roles.setdefault(process["role"], []).append(process["pss"])
+    if roles:
+        lines += ["", "| process (one sandbox) | count | PSS |", "|---|---:|---:|"]
+        for role, values in sorted(roles.items(), key=lambda item: -sum(item[1])):
+            lines.append(f"| {role} | {len(values)} | {_mib(sum(values))} |")
+    return lines
+
+
 def _kv_table(title: str, values: dict[str, Any]) -> list[str]:
     lines = [f"| {title} | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in values.items()]
@@ -364,10 +458,11 @@ def render(results: dict[str, Any], image_prefix: str = "") -> str:
     lines += ["## Density: idle sandboxes held", ""] + _density(results) + [""]
     if "density" in plots:
         lines += [f"![create latency at density]({image_prefix}density.png)", ""]
-    lines += ["## Capabilities: files, pause/resume, fork, code interpreter", ""]
+    lines += ["## Capabilities: files, pause/resume, fork", ""]
     lines += _latency_table(results.get("capabilities", [])) + [""]
     lines += ["Issue targets:", ""] + _targets(results, ("upload", "download")) + [""]
     lines += _file_transfer(results)
+    lines += ["## Code interpreter", ""] + _code_interpreter(results) + [""]
     lines += ["## ListDir", ""] + _latency_table(results.get("listdir", [])) + [""]
     lines += ["Issue target:", ""] + _targets(results, ("ListDir",)) + [""]
     lines += ["## Preview URLs", ""] + _latency_table(results.get("preview", [])) + [""]

@@ -7,7 +7,8 @@ Steps: install the baselines and matplotlib if missing (`bench/setup_baselines.s
 with `--no-setup`), start one `corral serve` with private directories, then measure through
 the official `e2b` SDK (and Corral's own CLI): create → first output, command round trip,
 PTY keystroke echo, bursts of concurrent creates, file transfer and the capabilities that
-have landed, ListDir of 10k entries, preview URLs, idle density up to `--density-cap`; stop
+have landed, the code interpreter (`e2b-code-interpreter` SDK, with a host ipykernel
+baseline), ListDir of 10k entries, preview URLs, idle density up to `--density-cap`; stop
 the server and check it left nothing behind; networking (create cost, throughput, policy
 update) on two servers of its own behind the tests' fake internet (runtime `namespaces`
 only); run the baselines (fork+exec, unshare, bubblewrap, podman/runc, gVisor runsc).
@@ -38,6 +39,7 @@ import _harness as harness
 import baselines
 import burst_create
 import capabilities
+import code_interpreter
 import command_roundtrip
 import create_first_output
 import density
@@ -79,7 +81,8 @@ def _settle(busy_below: float = 0.15, most: float = 30.0) -> float:
 
 
 STEPS: tuple[str, ...] = ("create", "cli", "roundtrip", "pty", "burst", "capabilities")
-STEPS += ("file_transfer", "listdir", "preview", "density", "network", "baselines")
+STEPS += ("code_interpreter", "file_transfer", "listdir", "preview", "density", "network")
+STEPS += ("baselines",)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ class Plan:
     bursts: tuple[int, ...]
     file_runs: dict[int, int]
     capability_runs: int
+    interpreter_runs: int  # code interpreter: create → first run_code
+    interpreter_calls: int  # code interpreter: warm run_code round trips per context
+    interpreter_held: int  # code interpreter: idle sandboxes held for memory; 0: skip
     file_transfer_runs: int  # bench/file_transfer.py (with its 1 GiB memory run); 0: skip
     listdir: int
     preview: int  # GET round trips each way
@@ -117,6 +123,9 @@ class Plan:
             bursts=tuple(sorted({min(size, runs) for size in self.bursts})),
             file_runs={size: min(n, runs) for size, n in self.file_runs.items()},
             capability_runs=min(self.capability_runs, runs),
+            interpreter_runs=min(self.interpreter_runs, runs),
+            interpreter_calls=min(self.interpreter_calls, runs),
+            interpreter_held=min(self.interpreter_held, runs),
             file_transfer_runs=min(self.file_transfer_runs, runs),
             listdir=min(self.listdir, runs),
             preview=min(self.preview, runs),
@@ -140,6 +149,9 @@ FULL = Plan(
     bursts=burst_create.SIZES,
     file_runs={1 * MIB: 20, 100 * MIB: 3},
     capability_runs=10,
+    interpreter_runs=20,
+    interpreter_calls=300,
+    interpreter_held=5,
     file_transfer_runs=3,
     listdir=50,
     preview=500,
@@ -161,6 +173,9 @@ QUICK = Plan(
     bursts=(10, 50),
     file_runs={1 * MIB: 5, 100 * MIB: 1},
     capability_runs=2,
+    interpreter_runs=5,
+    interpreter_calls=50,
+    interpreter_held=2,
     file_transfer_runs=0,
     listdir=10,
     preview=50,
@@ -195,6 +210,15 @@ METHOD = [
     "memory; memory figures are taken with all of them held.",
     "files: `files.write` then `files.read` (bytes, checked) on one sandbox; throughput is "
     "size ÷ p50 in MB/s (10^6 bytes).",
+    "code interpreter (`bench/code_interpreter.py`, official `e2b-code-interpreter` SDK, "
+    'template `code-interpreter-v1`): `Sandbox.create()` + first `run_code("1+1")` timed '
+    'together, `kill()` untimed; warm `run_code("1+1")` on one sandbox, once it settled '
+    "after its first result, in its default context and in a `create_code_context()` "
+    "context, after 10 warm-up calls; baseline: the "
+    "same execute sent straight to an ipykernel on the host with jupyter_client (the "
+    "template's own venv, history off as in Corral's kernel, no sandbox, no HTTP), timed "
+    "until the kernel's idle status; idle memory: sandboxes that each ran `1+1`, held until "
+    "their cgroups' memory settles.",
     "ListDir: `files.list()` of a directory of 10,000 empty files on one sandbox, after a "
     "warm-up (`bench/listdir.py`).",
     "preview URLs: a stdlib HTTP server on port 8080 of one sandbox; `GET /peer` and a "
@@ -299,9 +323,16 @@ def _corral_steps(
         found += capabilities.measure_files(server, plan.file_runs, ids)
         found += capabilities.measure_pause_resume(server, plan.capability_runs, ids)
         found.append(capabilities.measure_fork(server, plan.capability_runs, ids))
-        found.append(capabilities.measure_code_interpreter(server, plan.capability_runs, ids))
 
     step("capabilities", capability_steps)
+    step(
+        "code_interpreter",
+        lambda: results.update(
+            code_interpreter=code_interpreter.measure(
+                server, plan.interpreter_runs, plan.interpreter_calls, plan.interpreter_held, ids
+            )
+        ),
+    )
     if plan.file_transfer_runs:
         step(
             "file_transfer",
@@ -350,6 +381,7 @@ def run_suite(
         "bursts": [],
         "density": None,
         "capabilities": [],
+        "code_interpreter": None,
         "file_transfer": None,
         "listdir": [],
         "preview": [],
@@ -485,9 +517,11 @@ def main() -> int:
     if not args.no_docs:
         print(f"docs: {_docs_copy(results, out_dir)}")
     network_series = (results["network"] or {}).get("series", [])
+    interpreter = results["code_interpreter"] or {}
     for series in (
         results["corral"]
         + results["capabilities"]
+        + interpreter.get("series", [])
         + results["listdir"]
         + results["preview"]
         + network_series
@@ -502,6 +536,8 @@ def main() -> int:
             )
     for name, value in (results["network"] or {}).get("figures", {}).items():
         print(f"{name}: {value:.2f}")
+    for label, ratio in interpreter.get("ratios", {}).items():
+        print(f"code interpreter warm run_code p50 / host ipykernel p50, {label}: {ratio:.2f}x")
     for problem in [*results["errors"].items(), *results["leaks"]]:
         print(f"PROBLEM: {problem}", file=sys.stderr)
     print(f"report: {out_dir / 'report.md'} ({results['duration_s']:.0f}s)")

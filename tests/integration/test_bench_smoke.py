@@ -7,7 +7,10 @@
   JSON and (with matplotlib) the plots, reports each baseline as measured or unavailable
   with a reason, measures files, ListDir, preview URLs and networking with every run
   succeeding, and leaves no podman or runsc state behind;
-* the report puts the issues' targets next to the figures, with whether they were met.
+* the report puts the issues' targets next to the figures, with whether they were met;
+* `bench/code_interpreter.py` runs with tiny counts (< 60 s; skipped without the
+  `code-interpreter-v1` template, except in CI) and the report shows its targets, its ratio
+  against the host-kernel baseline and its memory split.
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ from pathlib import Path
 
 import pytest
 
-import report  # bench/report.py (tests/conftest.py puts bench/ on sys.path)
+import _harness as harness  # bench/ (tests/conftest.py puts it on sys.path)
+import code_interpreter
+import report
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench"
 
 BASELINES = ("fork+exec", "unshare", "bubblewrap", "podman (runc) run", "podman (runc) exec")
 BASELINES += ("gVisor runsc",)
+MIB = report.MIB
 
 
 def _run(argv: list[str], timeout: float, **env: str) -> str:
@@ -188,3 +194,110 @@ def test_report_puts_issue_targets_next_to_the_figures() -> None:
     for row in expected:
         assert row in top, top
         assert row in text.split("## Capabilities")[1], row  # and again in its section
+
+
+def _interpreter_template_missing() -> str | None:
+    try:
+        code_interpreter.template_python(harness.DEFAULT_TEMPLATES_DIR)
+    except code_interpreter.TemplateUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def test_code_interpreter_benchmark_runs() -> None:
+    """`bench/code_interpreter.py` with 2 creates, 5 warm calls and 2 idle sandboxes: every
+    series measured and successful, the host-kernel baseline and the ratio printed, the
+    memory split by process (skipped without the template, except in CI)."""
+    missing = _interpreter_template_missing()
+    if missing is not None and not os.environ.get("CI"):
+        pytest.skip(missing)
+    argv = [str(BENCH / "code_interpreter.py"), "--runs", "2", "--calls", "5", "--held", "2"]
+    stdout = _run(argv, 60)
+    expected = [
+        "create → first run_code(1+1): n=2",
+        "default context: n=5",
+        "new context: n=5",
+        "ipykernel on the host: n=5",
+        "ratio Corral / baseline p50, default context:",
+        "ratio Corral / baseline p50, new context:",
+        "idle memory: 2 sandboxes held (2 held)",
+        "PSS per sandbox:",
+        "MemAvailable drop per sandbox:",
+    ]
+    if harness.runtime_name() != "fake":
+        expected += ["memory cgroup usage per sandbox:", "python kernel", "agent (pid 1)"]
+    for text in expected:
+        assert text in stdout, stdout
+    assert "unavailable" not in stdout and stdout.count("success=") == 4, stdout
+    assert stdout.count("success=2/2") == 1 and stdout.count("success=5/5") == 3, stdout
+
+
+def test_report_shows_the_code_interpreter_against_its_baseline() -> None:
+    series = [
+        _series("code interpreter: create → first run_code(1+1)", 0.400),
+        _series("code interpreter: run_code(1+1), default context", 0.012),
+        _series("code interpreter: run_code(1+1), new context", 0.009),
+        _series("baseline: jupyter_client execute 1+1 → idle, ipykernel on the host", 0.006),
+    ]
+    processes = [
+        {"role": "python kernel", "command": "python -m ipykernel_launcher", "pss": 60 * MIB},
+        {"role": "python kernel", "command": "python -m ipykernel_launcher", "pss": 40 * MIB},
+        {"role": "deno kernel", "command": "deno jupyter", "pss": 50 * MIB},
+    ]
+    memory = {
+        "held": 2,
+        "stop_reason": "2 held",
+        "unavailable": None,
+        "settle_seconds": 1.5,
+        "cgroup_memory": [200 * MIB, 180 * MIB],
+        "pss": [150 * MIB, 150 * MIB],
+        "mem_available_drop": 400 * MIB,
+        "processes": processes,
+    }
+    results = {
+        "started": "2026-01-01 00:00 UTC",
+        "mode": "quick",
+        "duration_s": 1.0,
+        "command": "bench/suite.py --quick",
+        "machine": {},
+        "versions": {},
+        "code_interpreter": {
+            "series": series,
+            "memory": memory,
+            "ratios": {"default context": 2.0, "new context": 1.5},
+            "unavailable": None,
+        },
+    }
+    text = report.render(results)
+    section = text.split("## Code interpreter")[1]
+    rows = [
+        '| code interpreter: create → first `run_code("1+1")` result | p50 ≤ 500 ms | '
+        "p50 400.0 ms, p99 400.0 ms (5 runs) | yes |",
+        '| code interpreter: warm `run_code("1+1")`, default context | p50 ≤ 10 ms | '
+        "p50 12.0 ms, p99 12.0 ms (5 runs) | **no** |",
+        '| code interpreter: warm `run_code("1+1")`, new context | p50 ≤ 10 ms | '
+        "p50 9.00 ms, p99 9.00 ms (5 runs) | yes |",
+    ]
+    for row in rows:
+        assert row in text.split("## Machine and versions")[0], row
+        assert row in section, row
+    for row in (
+        "| default context | 12.0 ms | 6.00 ms | 2.00× |",
+        "| memory cgroup usage per sandbox (mean) | 190.00 MiB (each: 200.0, 180.0 MiB) |",
+        "| PSS of the sandbox's processes per sandbox (mean) | 150.00 MiB |",
+        "| host `MemAvailable` drop per sandbox | 200.00 MiB |",
+        "| python kernel | 2 | 100.00 MiB |",
+        "| deno kernel | 1 | 50.00 MiB |",
+    ):
+        assert row in section, section
+
+    reason = "template code-interpreter-v1 is not built"
+    results["code_interpreter"] = {
+        "series": [{"name": s["name"], "unavailable": reason} for s in series],
+        "memory": None,
+        "ratios": {},
+        "unavailable": reason,
+    }
+    text = report.render(results)
+    assert f"Not available: {reason}" in text.split("## Code interpreter")[1]
+    assert f"| p50 ≤ 500 ms | unavailable: {reason} | – |" in text

@@ -34,9 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--javascript-kernel",
         choices=("eager", "lazy"),
-        default="eager",
-        help="start the default javascript context's Deno kernel at server start (eager, "
-        "~170 MiB) or at its first execution (lazy, ~0.5 s then)",
+        default="lazy",
+        help="start the default javascript context's Deno kernel at its first execution "
+        "(lazy, ~0.5 s then) or at server start (eager: ~170 MiB more per idle sandbox)",
     )
     parser.add_argument("--log-level", default="warning", help="server log level")
     return parser.parse_args(argv)

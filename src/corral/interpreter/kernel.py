@@ -62,10 +62,13 @@ log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
 """Seconds a kernel may take from spawn to its first `kernel_info_reply`."""
 
-_IOPUB_CONFIRM = 0.2
+_IOPUB_CONFIRM = 0.05
 """Seconds to wait for an iopub message after the `kernel_info_reply` before asking again."""
 
-_HANDSHAKE_ATTEMPTS = 25
+_RECONNECT_INTERVAL_MS = 5
+"""How often the client's sockets retry connecting to a kernel that is not listening yet."""
+
+_HANDSHAKE_ATTEMPTS = 100
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,10 @@ class Kernel:
         if self._client is not None:
             return
         client: AsyncKernelClient = self._manager.client()
+        # The sockets usually connect before the kernel has bound its ports; libzmq then
+        # retries every RECONNECT_IVL (100 ms by default), which would delay the first
+        # reply of a starting kernel by up to that much.
+        client.context.setsockopt(zmq.RECONNECT_IVL, _RECONNECT_INTERVAL_MS)
         client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
         self._client = client
         self._readers = [

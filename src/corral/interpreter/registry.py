@@ -1,11 +1,12 @@
 """All contexts of the server, the default one of each language, and their kernels' lives.
 
 At start the default python context (adopting the kernel `bootstrap` spawned) and the
-default javascript context exist; the javascript kernel is spawned once the python kernel
-is ready (or after `JAVASCRIPT_START_DELAY`), so that it does not compete with the python
-kernel for the CPU while the first `run_code` waits (or, if the server was asked to, at the
-first javascript execution: Deno holds ~170 MiB of private memory). Other languages get
-their default context when code first names them. `list()` keeps creation order: python,
+default javascript context exist. The javascript context's Deno kernel is spawned at its
+first execution (Deno holds ~170 MiB of private memory, most sandboxes never run
+JavaScript), or, if the server was asked to start it eagerly, once the python kernel is
+ready (or after `JAVASCRIPT_START_DELAY`), so that it does not compete with the python
+kernel for the CPU while the first `run_code` waits. Other languages get their default
+context when code first names them. `list()` keeps creation order: python,
 javascript, then every later context last.
 
 Errors (each carries the text the HTTP layer sends):
@@ -71,12 +72,12 @@ class ContextRegistry:
         self._background: asyncio.Task[None] | None = None
 
     async def start(
-        self, early_python: EarlyKernel | None = None, *, eager_javascript: bool = True
+        self, early_python: EarlyKernel | None = None, *, eager_javascript: bool = False
     ) -> None:
         """Create the default python and javascript contexts (§8.2).
 
-        The javascript context's Deno kernel starts once python is ready, or, with
-        `eager_javascript=False`, when code first runs in it.
+        The javascript context's Deno kernel (~170 MiB) starts when code first runs in it,
+        or, with `eager_javascript`, once the python kernel is ready.
         """
         python = self._add("python", self.default_cwd, early=early_python)
         self._defaults["python"] = python.id

@@ -44,7 +44,7 @@ class ServeOptions:
     log_level: str = "warning"
     started_at: float | None = None
     """`time.monotonic()` at process start: dates the start-up steps in the INFO log."""
-    eager_javascript: bool = True
+    eager_javascript: bool = False
     """Start the default javascript context's kernel at start (else at its first use)."""
 
 
