@@ -5,6 +5,8 @@
 * `debugpy` is hidden while ipykernel starts: its import costs ~90 ms of the kernel's
   ~350 ms start and only serves Jupyter's visual debugger, which the E2B protocol has no use
   for. User code can still import it afterwards.
+* The kernel spec passes `--ip=127.0.0.1`: without it IPKernelApp enumerates the machine's
+  network interfaces for its `ip` default (a psutil import, ~20 ms of the start).
 * After initialisation the E2B formatters (`e2b/data`, `e2b/chart`) are registered.
 """
 
