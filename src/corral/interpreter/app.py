@@ -81,14 +81,32 @@ def _endpoint(
     async def endpoint(request: Request) -> Response:
         try:
             return await handler(registry, request)
-        except ContextNotFoundError as exc:
-            return PlainTextResponse(str(exc), status_code=404)
-        except (BadRequestError, InvalidCwdError, UnsupportedLanguageError) as exc:
-            return PlainTextResponse(str(exc), status_code=400)
-        except KernelStartError as exc:
-            return PlainTextResponse(str(exc), status_code=500)
+        except _REQUEST_ERRORS as exc:
+            return _error_response(exc)
 
     return endpoint
+
+
+_REQUEST_ERRORS = (
+    ContextNotFoundError,
+    BadRequestError,
+    InvalidCwdError,
+    InvalidEnvVarsError,
+    UnsupportedLanguageError,
+    KernelStartError,
+)
+"""What a request can fail with before anything streams (see `_error_response`)."""
+
+
+def _error_response(exc: Exception) -> Response:
+    """The plain-text answer of §8 to a request error: 404, 500 or 400."""
+    if isinstance(exc, ContextNotFoundError):
+        status = 404
+    elif isinstance(exc, KernelStartError):
+        status = 500
+    else:
+        status = 400
+    return PlainTextResponse(str(exc), status_code=status)
 
 
 async def _health(request: Request) -> Response:
@@ -147,14 +165,8 @@ class _ExecuteEndpoint:
         request = Request(scope, receive)
         try:
             execution = await self._prepare(request)
-        except ContextNotFoundError as exc:
-            await PlainTextResponse(str(exc), status_code=404)(scope, receive, send)
-            return
-        except (BadRequestError, InvalidEnvVarsError, UnsupportedLanguageError) as exc:
-            await PlainTextResponse(str(exc), status_code=400)(scope, receive, send)
-            return
-        except KernelStartError as exc:
-            await PlainTextResponse(str(exc), status_code=500)(scope, receive, send)
+        except _REQUEST_ERRORS as exc:
+            await _error_response(exc)(scope, receive, send)
             return
         execution.start()
         watcher = asyncio.ensure_future(_abandon_on_disconnect(receive, execution))
