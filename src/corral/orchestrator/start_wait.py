@@ -13,8 +13,6 @@ import json
 
 __all__ = ["StartCommandNotReady", "wait_for_start_command"]
 
-_MAX_ANSWER_BYTES = 64 * 1024
-
 
 class StartCommandNotReady(Exception):
     """The template's start command did not become ready; the message says why."""
@@ -31,9 +29,7 @@ async def wait_for_start_command(agent_socket: str, access_token: str, timeout: 
             reader, writer = await asyncio.open_unix_connection(agent_socket)
             try:
                 writer.write(request)
-                answer = await reader.read(_MAX_ANSWER_BYTES)
-                while chunk := await reader.read(_MAX_ANSWER_BYTES):
-                    answer += chunk
+                answer = await reader.read()  # the agent closes after its short answer
             finally:
                 writer.close()
     except TimeoutError:
