@@ -100,6 +100,8 @@ class AgentApp:
         try:
             asked = urllib.parse.parse_qs(head.query).get("timeout", [""])[0]
             timeout = min(float(asked or _READY_TIMEOUT), _READY_TIMEOUT)
+            if not timeout >= 0:  # negative or NaN
+                raise ValueError(asked)
         except ValueError:
             response.send(400, _error_body(400, "timeout must be a number of seconds"), _JSON_UTF8)
             return
