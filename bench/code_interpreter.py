@@ -470,9 +470,9 @@ def measure_idle_memory(server: harness.CorralServer, held: int, ids: list[str])
             cgroup = [density.cgroup_memory(sandbox_id) for sandbox_id in live]
             result.cgroup_memory = [value for value in cgroup if value is not None]
             pids = {
-                sandbox_id: density._sandbox_pids(sandbox_id, server.run_dir) for sandbox_id in live
+                sandbox_id: density.sandbox_pids(sandbox_id, server.run_dir) for sandbox_id in live
             }
-            result.pss = [sum(density._pss(pid) for pid in pids[sandbox_id]) for sandbox_id in live]
+            result.pss = [sum(density.pss(pid) for pid in pids[sandbox_id]) for sandbox_id in live]
             result.processes = [_process_memory(pid) for pid in pids[live[-1]]]
         finally:
             for sbx in sandboxes:
@@ -513,7 +513,7 @@ def _process_memory(pid: int) -> ProcessMemory:
     except OSError:
         raw = b""
     command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
-    return ProcessMemory(_role(pid, command), command[:160], density._pss(pid))
+    return ProcessMemory(_role(pid, command), command[:160], density.pss(pid))
 
 
 def _role(pid: int, command: str) -> str:

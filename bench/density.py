@@ -40,6 +40,8 @@ __all__ = [
     "measure",
     "memcg_counts",
     "print_memory",
+    "pss",
+    "sandbox_pids",
     "settled_mem_available",
     "unshare_baseline",
 ]
@@ -66,7 +68,8 @@ def settled_mem_available() -> int:
     return sorted(readings)[len(readings) // 2]
 
 
-def _pss(pid: int) -> int:
+def pss(pid: int) -> int:
+    """Proportional set size of one process in bytes (0 if it is gone)."""
     try:
         text = Path(f"/proc/{pid}/smaps_rollup").read_text()
     except OSError:
@@ -78,7 +81,7 @@ def _pss(pid: int) -> int:
 
 
 def _tree_pss(root: int) -> int:
-    return _pss(root) + sum(_pss(pid) for pid in harness.live_descendants(root))
+    return pss(root) + sum(pss(pid) for pid in harness.live_descendants(root))
 
 
 def cgroup_memory(sandbox_id: str) -> int | None:
@@ -93,7 +96,7 @@ def cgroup_memory(sandbox_id: str) -> int | None:
     return None
 
 
-def _sandbox_pids(sandbox_id: str, run_dir: Path) -> list[int]:
+def sandbox_pids(sandbox_id: str, run_dir: Path) -> list[int]:
     """Processes of one sandbox: its cgroup's members, else processes naming its run dir."""
     for cgroup in harness.cgroup_dirs(sandbox_id):
         try:
@@ -198,7 +201,7 @@ def measure(
             after = settled_mem_available()
             cgroup_values = [cgroup_memory(s.sandbox_id) for s in held]
             sandbox_pss = sum(
-                _pss(pid) for s in held for pid in _sandbox_pids(s.sandbox_id, server.run_dir)
+                pss(pid) for s in held for pid in sandbox_pids(s.sandbox_id, server.run_dir)
             )
             server_after = _tree_pss(server.process.pid)
             probes = held[:: max(1, len(held) // PROBES)][:PROBES] + held[-1:]
