@@ -235,6 +235,17 @@ class AgentClient:
         raise AssertionError("unreachable")
 
 
+def terminate(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """SIGTERM a server process started by a test and wait; SIGKILL it after `timeout` s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def _processes_with_marker(marker: str) -> list[int]:
     found = []
     needle = f"{MARKER_VAR}={marker}".encode()
@@ -318,13 +329,7 @@ class AgentProcess:
     def stop(self) -> list[int]:
         """SIGTERM the agent; return pids of its processes still alive 5 s later."""
         self.client.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             survivors = self.leftover_processes()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from agent.harness import terminate  # tests/unit/agent: pytest puts tests/unit on sys.path
 
 import corral
 
@@ -79,13 +79,7 @@ class Server:
 
     def stop(self) -> None:
         self.client.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
     def execute(self, code: str, **fields: Any) -> list[dict[str, Any]]:
         """Run code; checks the framing (§8.1) and returns the lines before end_of_execution."""
