@@ -39,7 +39,7 @@ from corral.interpreter.context import Context
 from corral.interpreter.env_code import InvalidEnvVarsError, check_env_vars
 from corral.interpreter.execution import Execution
 from corral.interpreter.kernel import KernelStartError
-from corral.interpreter.languages import UnsupportedLanguageError, language_named
+from corral.interpreter.languages import UnsupportedLanguageError
 from corral.interpreter.outputs import KEEPALIVE
 from corral.interpreter.registry import ContextNotFoundError, ContextRegistry, InvalidCwdError
 
@@ -191,8 +191,7 @@ class _ExecuteEndpoint:
             context = self._registry.get(context_id)
         else:
             context = await self._registry.default_for(language)
-        kernel_name = language_named(context.language).kernel
-        env_vars = check_env_vars(body.get("env_vars"), kernel_name)
+        env_vars = check_env_vars(body.get("env_vars"), context.kernel.kernel_name)
         return Execution(context, code, env_vars)
 
 
